@@ -1,0 +1,293 @@
+//! Reports and baselines: what a run found, in the JSON shape of design.md and
+//! on the console, and which of it a target's baseline already knows.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Level, Verdict};
+use crate::runner::{ClassOutcome, Divergence};
+use crate::spec::Operation;
+use crate::wire::{Target, TargetKind};
+
+/// Exit codes: public API, documented in the README.
+pub mod exit {
+    /// Nothing beyond the baseline.
+    pub const CONFORMANT: u8 = 0;
+    /// Divergences not in the baseline, or baseline entries that no longer occur.
+    pub const DIVERGENT: u8 = 1;
+    /// A usage or configuration error.
+    pub const USAGE: u8 = 2;
+    /// The target was unreachable or the transport failed.
+    pub const TRANSPORT: u8 = 3;
+    /// No case ran.
+    pub const NOTHING_RAN: u8 = 4;
+}
+
+/// Known divergences of one target, keyed by (case class, check), each with a reason.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Baseline {
+    /// What the baseline is for (`moto 5.2.5`).
+    #[serde(default)]
+    pub target: String,
+    #[serde(default, rename = "divergence")]
+    pub entries: Vec<BaselineEntry>,
+}
+
+/// One known divergence.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BaselineEntry {
+    pub class: String,
+    pub check: String,
+    pub reason: String,
+}
+
+impl Baseline {
+    /// Reads a TOML baseline file.
+    pub fn load(path: &Path) -> Result<Baseline, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("read baseline {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("parse baseline {}: {e}", path.display()))
+    }
+
+    fn find(&self, class: &str, check: &str) -> Option<&BaselineEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.class == class && e.check == check)
+    }
+
+    /// A baseline that lists exactly these divergences (for a first baseline of a new target).
+    pub fn from_divergences(target: &str, divergences: &[DivergenceEntry]) -> Baseline {
+        let entries: BTreeSet<BaselineEntry> = divergences
+            .iter()
+            .map(|d| BaselineEntry {
+                class: d.divergence.class.to_string(),
+                check: d.divergence.check.to_string(),
+                reason: format!(
+                    "expected {}, got {}",
+                    d.divergence.expected, d.divergence.actual
+                ),
+            })
+            .collect();
+        Baseline {
+            target: target.to_string(),
+            entries: entries.into_iter().collect(),
+        }
+    }
+}
+
+/// The JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub target: TargetInfo,
+    pub seed: u64,
+    pub level: Level,
+    pub summary: Summary,
+    pub classes: Vec<ClassEntry>,
+    pub divergences: Vec<DivergenceEntry>,
+    /// Baseline entries whose divergence no longer occurs (the ratchet only tightens).
+    pub stale_baseline: Vec<BaselineEntry>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetInfo {
+    pub endpoint: String,
+    pub kind: TargetKind,
+}
+
+/// Counts: classes and cases run; checks and how they ended; cases unsupported or in error.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub classes: usize,
+    pub cases: u64,
+    pub checks: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub unverified: u64,
+    pub unsupported: u64,
+    pub errors: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassEntry {
+    pub id: &'static str,
+    pub operation: Operation,
+    pub verdict: Verdict,
+    pub cases: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A divergence and, if the baseline knows it, the baseline's reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct DivergenceEntry {
+    #[serde(flatten)]
+    pub divergence: Divergence,
+    pub baselined: Option<String>,
+}
+
+impl Report {
+    /// Builds the report of a run and applies the baseline.
+    pub fn new(
+        target: &Target,
+        seed: u64,
+        level: Level,
+        outcomes: &[ClassOutcome],
+        baseline: &Baseline,
+    ) -> Report {
+        let mut summary = Summary {
+            classes: outcomes.len(),
+            ..Summary::default()
+        };
+        for o in outcomes {
+            summary.cases += u64::from(o.cases);
+            summary.checks += o.checks;
+            summary.passed += o.passed;
+            summary.failed += o.failed;
+            summary.unverified += o.unverified;
+            summary.unsupported += u64::from(o.unsupported);
+            summary.errors += u64::from(o.errors);
+        }
+        let divergences: Vec<DivergenceEntry> = outcomes
+            .iter()
+            .flat_map(|o| &o.divergences)
+            .map(|d| DivergenceEntry {
+                divergence: d.clone(),
+                baselined: baseline.find(d.class, d.check).map(|e| e.reason.clone()),
+            })
+            .collect();
+        let stale_baseline = baseline
+            .entries
+            .iter()
+            .filter(|e| {
+                let ran_cleanly = outcomes
+                    .iter()
+                    .any(|o| o.class.id == e.class && o.errors == 0 && o.cases > 0);
+                let known_class = crate::suite::class(&e.class).is_some();
+                let occurs = divergences
+                    .iter()
+                    .any(|d| d.divergence.class == e.class && d.divergence.check == e.check);
+                (ran_cleanly || !known_class) && !occurs
+            })
+            .cloned()
+            .collect();
+        Report {
+            target: TargetInfo {
+                endpoint: target.endpoint.to_string(),
+                kind: target.kind,
+            },
+            seed,
+            level,
+            summary,
+            classes: outcomes
+                .iter()
+                .map(|o| ClassEntry {
+                    id: o.class.id,
+                    operation: o.class.operation,
+                    verdict: o.verdict,
+                    cases: o.cases,
+                    note: o.note.clone(),
+                })
+                .collect(),
+            divergences,
+            stale_baseline,
+        }
+    }
+
+    /// Divergences the baseline does not know.
+    pub fn new_divergences(&self) -> impl Iterator<Item = &DivergenceEntry> {
+        self.divergences.iter().filter(|d| d.baselined.is_none())
+    }
+
+    /// The process exit code for this report.
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.cases == 0 {
+            exit::NOTHING_RAN
+        } else if self.new_divergences().next().is_some() {
+            exit::DIVERGENT
+        } else if self.summary.errors > 0 {
+            exit::TRANSPORT
+        } else if !self.stale_baseline.is_empty() {
+            exit::DIVERGENT
+        } else {
+            exit::CONFORMANT
+        }
+    }
+
+    /// The console summary: a table of classes, each new divergence with its
+    /// reproducer, baseline notes, and the totals.
+    pub fn render_console(&self) -> String {
+        let mut out = String::new();
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.id.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<11}  {:>5}",
+            "class", "verdict", "cases"
+        );
+        for c in &self.classes {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<11}  {:>5}",
+                c.id,
+                c.verdict.as_str(),
+                c.cases
+            );
+            if let Some(note) = c
+                .note
+                .as_ref()
+                .filter(|_| c.verdict == Verdict::Error || c.verdict == Verdict::Unsupported)
+            {
+                let _ = writeln!(out, "{:<width$}    {note}", "");
+            }
+        }
+        for d in self.new_divergences() {
+            let v = &d.divergence;
+            let _ = writeln!(
+                out,
+                "\n{} {} {} [{}, {}]\n  expected: {}\n  actual:   {}\n  request:  {}\n  reproduce:\n{}",
+                v.verdict.as_str().to_uppercase(),
+                v.class,
+                v.check,
+                v.level.as_str(),
+                v.provenance.as_str(),
+                v.expected,
+                v.actual,
+                v.reproducer.request,
+                indent(&v.reproducer.curl, "    ")
+            );
+        }
+        let known = self.divergences.len() - self.new_divergences().count();
+        if known > 0 {
+            let _ = writeln!(out, "\n{known} divergence(s) known to the baseline.");
+        }
+        for e in &self.stale_baseline {
+            let _ = writeln!(
+                out,
+                "STALE baseline entry {} {}: it no longer diverges; remove it.",
+                e.class, e.check
+            );
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "\n{} classes, {} cases, {} checks: {} passed, {} failed, {} unverified; {} cases unsupported, {} in error.",
+            s.classes, s.cases, s.checks, s.passed, s.failed, s.unverified, s.unsupported, s.errors
+        );
+        out
+    }
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

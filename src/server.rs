@@ -1,0 +1,266 @@
+//! The embedded reference server: the oracle served over HTTP on loopback.
+//!
+//! It is the default target (a run needs no setup) and the proof that the
+//! checks work: [`Deviation`]s make it differ from AWS on purpose, one way at a
+//! time, and the tests watch each check catch its deviation.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::oracle::{self, Message, Prediction, State, Success};
+
+/// The largest request body the server reads.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// A deliberate difference from AWS, for proving that a check catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deviation {
+    /// Answer 400 where AWS answers 404.
+    NotFoundAs400,
+    /// Name the error `NoSuchEntityException` instead of `NoSuchEntity`.
+    ExceptionSuffixOnCodes,
+    /// `<Type>Receiver</Type>` on client errors.
+    ReceiverType,
+    /// Drop the trailing period of every plain-text message.
+    MessagesWithoutPeriod,
+    /// Report only the first item of a multi-item validation message.
+    FirstValidationItemOnly,
+    /// Leave out the `x-amzn-RequestId` header.
+    NoRequestIdHeader,
+    /// `Content-Type: application/json` on XML bodies.
+    JsonContentType,
+    /// Another XML namespace on every envelope.
+    WrongNamespace,
+    /// UpdateSSHPublicKey answers 200 and changes nothing.
+    UpdateIgnored,
+    /// UpdateSSHPublicKey changes every key of the user.
+    UpdateAllKeys,
+    /// Accept Status values in any letter case.
+    CaseInsensitiveStatus,
+    /// Accept user names of any length.
+    NoUserNameLengthCheck,
+}
+
+/// How the server behaves.
+#[derive(Clone, Debug, Default)]
+pub struct ServerConfig {
+    pub deviations: Vec<Deviation>,
+}
+
+/// A running server; it stops when dropped.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Server {
+    /// Starts on 127.0.0.1 at `port` (0: any free port).
+    pub async fn start(port: u16, config: ServerConfig) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::new(Shared {
+            state: state.clone(),
+            config,
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(shared.serve(req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Server { addr, task, state })
+    }
+
+    pub fn url(&self) -> Url {
+        Url::parse(&format!("http://{}/", self.addr)).expect("a socket address makes a URL")
+    }
+
+    /// How many users and keys the server holds.
+    pub fn counts(&self) -> (usize, usize) {
+        self.state.lock().expect("state lock").len()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    state: Arc<Mutex<State>>,
+    config: ServerConfig,
+}
+
+impl Shared {
+    fn deviates(&self, d: Deviation) -> bool {
+        self.config.deviations.contains(&d)
+    }
+
+    async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return plain(413, "request body too large"),
+        };
+        let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .chain(form_urlencoded::parse(&body))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        self.bend_request(&mut params);
+        let prediction = {
+            let mut state = self.state.lock().expect("state lock");
+            let before = state.clone();
+            let prediction = oracle::handle(&mut state, &params, OffsetDateTime::now_utc());
+            self.bend_state(&prediction, &params, &before, &mut state);
+            prediction
+        };
+        self.render(prediction)
+    }
+
+    fn bend_request(&self, params: &mut [(String, String)]) {
+        if self.deviates(Deviation::CaseInsensitiveStatus) {
+            for (k, v) in params.iter_mut() {
+                if k == "Status" {
+                    let lower = v.to_lowercase();
+                    if let Some(canon) = ["Active", "Inactive", "Expired"]
+                        .into_iter()
+                        .find(|c| c.to_lowercase() == lower)
+                    {
+                        *v = canon.to_string();
+                    }
+                }
+            }
+        }
+        if self.deviates(Deviation::NoUserNameLengthCheck) {
+            for (k, v) in params.iter_mut() {
+                if k == "UserName" && v.chars().count() > 64 {
+                    v.truncate(64);
+                }
+            }
+        }
+    }
+
+    fn bend_state(
+        &self,
+        p: &Prediction,
+        params: &[(String, String)],
+        before: &State,
+        state: &mut State,
+    ) {
+        let updated =
+            p.operation == Some(crate::spec::Operation::UpdateSSHPublicKey) && p.result.is_ok();
+        if !updated {
+            return;
+        }
+        let id = oracle::param(params, "SSHPublicKeyId").unwrap_or_default();
+        if self.deviates(Deviation::UpdateIgnored)
+            && let Some(old) = before.key(id)
+        {
+            state.insert_key(old.clone());
+        }
+        if self.deviates(Deviation::UpdateAllKeys)
+            && let Some(key) = state.key(id).cloned()
+        {
+            let siblings: Vec<_> = state.keys_of(&key.user).cloned().collect();
+            for mut sibling in siblings {
+                sibling.status = key.status.clone();
+                state.insert_key(sibling);
+            }
+        }
+    }
+
+    fn render(&self, mut prediction: Prediction) -> hyper::Response<Full<Bytes>> {
+        if let Ok(Success::Redirect { location }) = &prediction.result {
+            return hyper::Response::builder()
+                .status(302)
+                .header("location", location.as_str())
+                .body(Full::new(Bytes::new()))
+                .expect("a valid response");
+        }
+        let mut status = match &prediction.result {
+            Ok(_) => 200,
+            Err(e) => e.status,
+        };
+        if let Err(e) = &mut prediction.result {
+            if self.deviates(Deviation::NotFoundAs400) && e.status == 404 {
+                status = 400;
+            }
+            if self.deviates(Deviation::ExceptionSuffixOnCodes) {
+                e.code.push_str("Exception");
+            }
+            if self.deviates(Deviation::ReceiverType) {
+                e.sender = false;
+            }
+            match &mut e.message {
+                Message::Text(t)
+                    if self.deviates(Deviation::MessagesWithoutPeriod) && t.ends_with('.') =>
+                {
+                    t.pop();
+                }
+                Message::Validation(items) if self.deviates(Deviation::FirstValidationItemOnly) => {
+                    items.truncate(1);
+                }
+                _ => {}
+            }
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut envelope =
+            oracle::envelope(&prediction, &request_id).expect("non-redirects have a body");
+        if self.deviates(Deviation::WrongNamespace) {
+            envelope.namespace = Some("https://iam.amazonaws.com/doc/2010-05-08".into());
+        }
+        let content_type = if self.deviates(Deviation::JsonContentType) {
+            "application/json"
+        } else {
+            "text/xml"
+        };
+        let mut builder = hyper::Response::builder()
+            .status(status)
+            .header("content-type", content_type);
+        if !self.deviates(Deviation::NoRequestIdHeader) {
+            builder = builder.header("x-amzn-RequestId", request_id.as_str());
+        }
+        builder
+            .body(Full::new(Bytes::from(envelope.render())))
+            .expect("a valid response")
+    }
+}
+
+fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .expect("a valid response")
+}

@@ -1,0 +1,547 @@
+//! The AWS Query protocol at the HTTP edge: encode a request as a form, sign it
+//! with SigV4, send it, and read the answer into a [`Response`] that checks can
+//! judge, or a [`TransportError`] when nothing trustworthy came back.
+//!
+//! The line between the two is the line between "non-conformant" and "could not
+//! tell": a refused connection, a timeout, a cut or endless body, a gateway
+//! status (502/503/504), throttling, and a body that is not well-formed XML are
+//! transport trouble. An XML answer of any shape, an empty body, and a 500 from
+//! the target itself are responses, and the checks judge them.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials as SigningCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use serde::Serialize;
+use url::Url;
+
+use crate::spec::{API_VERSION, Operation};
+use crate::xml::{self, Element};
+
+/// The largest body the harness reads before it calls the answer transport trouble.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Error codes that mean "slow down", not "you are wrong".
+const THROTTLING_CODES: [&str; 6] = [
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "ServiceUnavailable",
+    "SlowDown",
+];
+
+/// An awsQuery request: name/value pairs in wire order, Action and Version included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Request {
+    pub params: Vec<(String, String)>,
+}
+
+impl Request {
+    /// `Action=<op>&Version=2010-05-08`.
+    pub fn new(op: Operation) -> Request {
+        Request {
+            params: vec![
+                ("Action".into(), op.name().into()),
+                ("Version".into(), API_VERSION.into()),
+            ],
+        }
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Request {
+        self.params.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// The form-encoded body.
+    pub fn form(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.params.iter())
+            .finish()
+    }
+
+    /// A shell command that sends this request with curl's own SigV4 signing.
+    /// Credentials stay in the environment: the command names the variables.
+    pub fn curl(&self, target: &Target) -> String {
+        let token = if target.credentials.token.is_some() {
+            " -H \"x-amz-security-token: $AWS_SESSION_TOKEN\""
+        } else {
+            ""
+        };
+        format!(
+            "curl -sS -X POST '{}' --aws-sigv4 'aws:amz:{}:iam' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"{token} -H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8' --data '{}'",
+            target.endpoint,
+            target.region,
+            self.form().replace('\'', "'\\''")
+        )
+    }
+}
+
+/// Who answers: the kind selects hooks; `embedded` is the reference server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Embedded,
+    Aws,
+    Moto,
+    Localstack,
+    Ministack,
+    Generic,
+}
+
+/// Signing credentials. Never printed: `Debug` shows only where they came from.
+#[derive(Clone)]
+pub struct Credentials {
+    access_key: String,
+    secret_key: String,
+    token: Option<String>,
+    from_environment: bool,
+}
+
+impl Credentials {
+    /// From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or
+    /// dummy ones (emulators route unsigned requests elsewhere, so always sign).
+    pub fn from_env() -> Credentials {
+        match (
+            std::env::var("AWS_ACCESS_KEY_ID"),
+            std::env::var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Ok(access_key), Ok(secret_key)) if !access_key.is_empty() => Credentials {
+                access_key,
+                secret_key,
+                token: std::env::var("AWS_SESSION_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                from_environment: true,
+            },
+            _ => Credentials::dummy(),
+        }
+    }
+
+    /// The credentials used against local emulators when none are set.
+    pub fn dummy() -> Credentials {
+        Credentials {
+            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_key: "iam-conformance-dummy-secret".into(),
+            token: None,
+            from_environment: false,
+        }
+    }
+
+    pub fn from_environment(&self) -> bool {
+        self.from_environment
+    }
+
+    /// Every secret string these credentials hold, for redaction tests.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut s = vec![self.secret_key.as_str()];
+        s.extend(self.token.as_deref());
+        s
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("from_environment", &self.from_environment)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An endpoint to test.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub endpoint: Url,
+    pub region: String,
+    pub kind: TargetKind,
+    pub credentials: Credentials,
+}
+
+impl Target {
+    pub fn new(endpoint: Url, kind: TargetKind) -> Target {
+        Target {
+            endpoint,
+            region: "us-east-1".into(),
+            kind,
+            credentials: Credentials::from_env(),
+        }
+    }
+
+    /// Whether the endpoint is real AWS (guarded by `--allow-aws`).
+    pub fn is_aws(&self) -> bool {
+        self.endpoint
+            .host_str()
+            .is_some_and(|h| h == "amazonaws.com" || h.ends_with(".amazonaws.com"))
+    }
+}
+
+/// What came back, parsed far enough to judge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// The `x-amzn-RequestId` header.
+    pub request_id: Option<String>,
+    pub location: Option<String>,
+    pub body: Body,
+}
+
+/// The body of a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Empty,
+    Xml(Element),
+    /// Not XML, kept as a short excerpt (only for a 500 from the target itself).
+    NotXml(String),
+}
+
+impl Response {
+    pub fn xml(&self) -> Option<&Element> {
+        match &self.body {
+            Body::Xml(el) => Some(el),
+            _ => None,
+        }
+    }
+
+    /// The error code, when the body is an error envelope.
+    pub fn error_code(&self) -> Option<&str> {
+        self.xml()
+            .filter(|x| x.name == "ErrorResponse")
+            .and_then(|x| x.text_at("Error/Code"))
+    }
+}
+
+/// Why no judgeable answer came back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct TransportError {
+    pub kind: TransportErrorKind,
+    pub detail: String,
+}
+
+/// The kinds of transport trouble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    Connect,
+    Timeout,
+    Body,
+    TooLarge,
+    Gateway,
+    Throttled,
+    NotXml,
+    MalformedXml,
+    Request,
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportErrorKind::Connect => "target unreachable",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Body => "failed to read the response body",
+            TransportErrorKind::TooLarge => "response body too large",
+            TransportErrorKind::Gateway => "gateway or unavailable status",
+            TransportErrorKind::Throttled => "throttled",
+            TransportErrorKind::NotXml => "response is not XML",
+            TransportErrorKind::MalformedXml => "malformed XML",
+            TransportErrorKind::Request => "failed to build the request",
+        })
+    }
+}
+
+impl TransportError {
+    fn new(kind: TransportErrorKind, detail: impl Into<String>) -> TransportError {
+        TransportError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Sends requests to one target.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    target: Target,
+}
+
+impl Client {
+    pub fn new(target: Target, timeout: Duration) -> Result<Client, TransportError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| TransportError::new(TransportErrorKind::Request, e.to_string()))?;
+        Ok(Client { http, target })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Signs and sends a request; reads and classifies the answer.
+    pub async fn send(&self, request: &Request) -> Result<Response, TransportError> {
+        let signed = self.sign(request.form())?;
+        let mut response = self
+            .http
+            .execute(signed)
+            .await
+            .map_err(|e| classify_reqwest(&e))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type");
+        let request_id = header("x-amzn-requestid");
+        let location = header("location");
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify_reqwest(&e))? {
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(TransportError::new(
+                    TransportErrorKind::TooLarge,
+                    format!("more than {MAX_BODY_BYTES} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = classify_body(status, content_type.as_deref(), &bytes)?;
+        Ok(Response {
+            status,
+            content_type,
+            request_id,
+            location,
+            body,
+        })
+    }
+
+    fn sign(&self, form: String) -> Result<reqwest::Request, TransportError> {
+        let fail = |what: &str, e: &dyn fmt::Display| {
+            TransportError::new(TransportErrorKind::Request, format!("{what}: {e}"))
+        };
+        let creds = &self.target.credentials;
+        let identity = SigningCredentials::new(
+            &creds.access_key,
+            &creds.secret_key,
+            creds.token.clone(),
+            None,
+            "iam-conformance",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.target.region)
+            .name("iam")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| fail("sign request", &e))?
+            .into();
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(self.target.endpoint.as_str())
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(form)
+            .map_err(|e| fail("build request", &e))?;
+        let headers: Vec<(&str, &str)> = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let signable = SignableRequest::new(
+            "POST",
+            req.uri().to_string(),
+            headers.into_iter(),
+            SignableBody::Bytes(req.body().as_bytes()),
+        )
+        .map_err(|e| fail("sign request", &e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| fail("sign request", &e))?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+        reqwest::Request::try_from(req.map(reqwest::Body::from))
+            .map_err(|e| fail("build request", &e))
+    }
+}
+
+/// Installs the ring TLS provider once (reqwest is built without a default one).
+/// ring builds in seconds where aws-lc-rs takes a minute on two cores; rustls
+/// deprecates it for lacking post-quantum key exchange, which a harness whose
+/// requests carry only per-request signatures can do without.
+#[allow(deprecated)]
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn classify_reqwest(e: &reqwest::Error) -> TransportError {
+    // reqwest's Display may name the URL; endpoints carry no secrets.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let kind = if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_body() || e.is_decode() {
+        TransportErrorKind::Body
+    } else {
+        TransportErrorKind::Request
+    };
+    TransportError::new(kind, detail)
+}
+
+/// Decides what a body is: judgeable, or transport trouble.
+pub fn classify_body(
+    status: u16,
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<Body, TransportError> {
+    let excerpt = || {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+        format!(
+            "HTTP {status}, content-type {}, body begins {:?}",
+            content_type.unwrap_or("(none)"),
+            text
+        )
+    };
+    if matches!(status, 502..=504 | 429) {
+        return Err(TransportError::new(TransportErrorKind::Gateway, excerpt()));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Body::Empty);
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(TransportError::new(
+            TransportErrorKind::NotXml,
+            format!("invalid UTF-8; {}", excerpt()),
+        ));
+    };
+    if !text.trim_start().starts_with('<') || looks_like_html(text) {
+        return if status == 500 {
+            Ok(Body::NotXml(excerpt()))
+        } else {
+            Err(TransportError::new(TransportErrorKind::NotXml, excerpt()))
+        };
+    }
+    let root = xml::parse(text).map_err(|e| {
+        TransportError::new(
+            TransportErrorKind::MalformedXml,
+            format!("{e}; {}", excerpt()),
+        )
+    })?;
+    if root.name == "ErrorResponse"
+        && let Some(code) = root.text_at("Error/Code")
+        && THROTTLING_CODES.contains(&code)
+    {
+        return Err(TransportError::new(
+            TransportErrorKind::Throttled,
+            format!("HTTP {status} {code}"),
+        ));
+    }
+    Ok(Body::Xml(root))
+}
+
+fn looks_like_html(text: &str) -> bool {
+    let head = text
+        .trim_start()
+        .get(..15)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encodes_members_in_order() {
+        let r = Request::new(Operation::UpdateSSHPublicKey)
+            .with("UserName", "a b+c")
+            .with("Status", "Active");
+        assert_eq!(
+            r.form(),
+            "Action=UpdateSSHPublicKey&Version=2010-05-08&UserName=a+b%2Bc&Status=Active"
+        );
+    }
+
+    #[test]
+    fn bodies_are_classified() {
+        assert_eq!(classify_body(200, None, b""), Ok(Body::Empty));
+        let html = b"<html><body>Bad Gateway</body></html>";
+        assert_eq!(
+            classify_body(502, None, html).unwrap_err().kind,
+            TransportErrorKind::Gateway
+        );
+        assert_eq!(
+            classify_body(200, None, html).unwrap_err().kind,
+            TransportErrorKind::NotXml
+        );
+        assert!(matches!(
+            classify_body(500, None, html),
+            Ok(Body::NotXml(_))
+        ));
+        assert_eq!(
+            classify_body(200, None, b"<A><B>").unwrap_err().kind,
+            TransportErrorKind::MalformedXml
+        );
+        let throttled = b"<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>";
+        assert_eq!(
+            classify_body(400, None, throttled).unwrap_err().kind,
+            TransportErrorKind::Throttled
+        );
+        assert!(matches!(
+            classify_body(400, Some("application/json"), b"<A/>"),
+            Ok(Body::Xml(_))
+        ));
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug_or_curl() {
+        let target = Target {
+            endpoint: "http://127.0.0.1:1/".parse().unwrap(),
+            region: "us-east-1".into(),
+            kind: TargetKind::Generic,
+            credentials: Credentials {
+                access_key: "AKIDSECRETLOOKING".into(),
+                secret_key: "very-secret".into(),
+                token: Some("session-secret".into()),
+                from_environment: true,
+            },
+        };
+        let shown = format!(
+            "{target:?} {}",
+            Request::new(Operation::GetUser).curl(&target)
+        );
+        for secret in target.credentials.secrets() {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("$AWS_SESSION_TOKEN"));
+    }
+
+    #[test]
+    fn aws_endpoints_are_recognised() {
+        let t = |u: &str| Target::new(u.parse().unwrap(), TargetKind::Generic).is_aws();
+        assert!(t("https://iam.amazonaws.com/"));
+        assert!(!t("http://127.0.0.1:5000/"));
+        assert!(!t("https://amazonaws.com.example.org/"));
+    }
+}
