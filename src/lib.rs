@@ -16,6 +16,7 @@
 //! - [`check`]: checks at three [`Level`]s and their [`Verdict`]s.
 //! - [`runner`]: fixtures, concurrency, shrinking, reproducers.
 //! - [`report`]: the JSON and console reports, [`Baseline`]s, exit codes.
+//! - [`snapshot`]: golden views of responses, volatile parts checked then redacted.
 //!
 //! ## Use from a test of your own
 //! ```no_run
@@ -34,6 +35,7 @@ pub mod oracle;
 pub mod report;
 pub mod runner;
 pub mod server;
+pub mod snapshot;
 pub mod spec;
 pub mod strategies;
 pub mod suite;

@@ -70,6 +70,23 @@ pub enum CaseOutcome {
 pub struct CaseRun {
     pub outcome: CaseOutcome,
     pub exchange: Exchange,
+    /// The request under test, its prediction and its answer (when it got one).
+    pub observed: Option<Observed>,
+}
+
+/// The request under test as sent, what the oracle predicted, what came back,
+/// and the names of what the fixtures created (value, placeholder).
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub request: Request,
+    pub prediction: Prediction,
+    pub response: Response,
+    pub names: Vec<(String, String)>,
+}
+
+/// Runs one case on its own (fixtures, request, checks, cleanup).
+pub async fn run_case(client: &Client, case: &Case, level: Level) -> CaseRun {
+    Context::new(level).run(client, case).await
 }
 
 impl CaseRun {
@@ -127,6 +144,10 @@ pub struct ClassOutcome {
 }
 
 /// Runs classes against a target. `on_case` is called as each case finishes.
+///
+/// Results are tallied as they stream in: only the counts and, per diverging
+/// check, the first case that diverged are kept, so memory does not grow with
+/// the number of cases.
 pub async fn run_classes(
     client: &Client,
     classes: &[&'static CaseClass],
@@ -134,16 +155,13 @@ pub async fn run_classes(
     on_case: &(dyn Fn() + Sync),
 ) -> Vec<ClassOutcome> {
     let ctx = Context::new(settings.level);
-    let mut jobs = Vec::new();
-    for (k, class) in classes.iter().enumerate() {
-        for (i, case) in generate(class, settings.seed, settings.cases)
-            .into_iter()
+    let mut tallies: Vec<Tally> = classes.iter().map(|c| Tally::new(c)).collect();
+    let jobs = classes.iter().enumerate().flat_map(|(k, class)| {
+        cases_of(class, settings.seed)
+            .take(settings.cases as usize)
             .enumerate()
-        {
-            jobs.push((k, i, case));
-        }
-    }
-    let mut runs: Vec<BTreeMap<usize, CaseRun>> = vec![BTreeMap::new(); classes.len()];
+            .map(move |(i, case)| (k, i, case))
+    });
     let mut stream = futures_util::stream::iter(jobs)
         .map(|(k, i, case)| {
             let ctx = &ctx;
@@ -151,28 +169,26 @@ pub async fn run_classes(
         })
         .buffer_unordered(settings.jobs.max(1));
     while let Some((k, i, run)) = stream.next().await {
-        runs[k].insert(i, run);
+        tallies[k].add(i, run, settings.strict);
         on_case();
     }
     let mut outcomes = Vec::new();
-    for (class, runs) in classes.iter().zip(runs) {
-        outcomes.push(summarise(client, &ctx, class, runs, settings).await);
+    for tally in tallies {
+        outcomes.push(tally.finish(client, &ctx, settings).await);
     }
     outcomes
 }
 
-/// The cases of a class for a seed: the same seed, the same cases.
-pub fn generate(class: &CaseClass, seed: u64, cases: u32) -> Vec<Case> {
+/// The cases of a class for a seed, endlessly: the same seed, the same cases.
+pub fn cases_of(class: &CaseClass, seed: u64) -> impl Iterator<Item = Case> + use<> {
     let strategy = class.strategy();
     let mut runner = class_runner(class, seed);
-    (0..cases)
-        .map(|_| {
-            strategy
-                .new_tree(&mut runner)
-                .expect("case strategies do not reject")
-                .current()
-        })
-        .collect()
+    std::iter::repeat_with(move || {
+        strategy
+            .new_tree(&mut runner)
+            .expect("case strategies do not reject")
+            .current()
+    })
 }
 
 fn class_runner(class: &CaseClass, seed: u64) -> TestRunner {
@@ -190,40 +206,44 @@ fn class_runner(class: &CaseClass, seed: u64) -> TestRunner {
     )
 }
 
-async fn summarise(
-    client: &Client,
-    ctx: &Context,
-    class: &'static CaseClass,
-    runs: BTreeMap<usize, CaseRun>,
-    settings: &Settings,
-) -> ClassOutcome {
-    let mut out = ClassOutcome {
-        class,
-        cases: runs.len() as u32,
-        verdict: Verdict::Pass,
-        checks: 0,
-        passed: 0,
-        failed: 0,
-        unverified: 0,
-        unsupported: 0,
-        errors: 0,
-        note: None,
-        divergences: Vec::new(),
-    };
-    // The first case that diverged on each check.
-    let mut first: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for (i, run) in &runs {
+/// A class's results so far.
+struct Tally {
+    out: ClassOutcome,
+    /// Per diverging check, the first case (by index) that diverged on it.
+    first: BTreeMap<&'static str, (usize, CaseRun)>,
+}
+
+impl Tally {
+    fn new(class: &'static CaseClass) -> Tally {
+        Tally {
+            out: ClassOutcome {
+                class,
+                cases: 0,
+                verdict: Verdict::Pass,
+                checks: 0,
+                passed: 0,
+                failed: 0,
+                unverified: 0,
+                unsupported: 0,
+                errors: 0,
+                note: None,
+                divergences: Vec::new(),
+            },
+            first: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, i: usize, run: CaseRun, strict: bool) {
+        let out = &mut self.out;
+        out.cases += 1;
         match &run.outcome {
             CaseOutcome::Checked(checks) => {
                 for c in checks {
                     out.checks += 1;
-                    match c.verdict(settings.strict) {
+                    match c.verdict(strict) {
                         Verdict::Pass => out.passed += 1,
                         Verdict::Unverified => out.unverified += 1,
                         _ => out.failed += 1,
-                    }
-                    if c.mismatch.is_some() {
-                        first.entry(c.check).or_insert(*i);
                     }
                 }
             }
@@ -236,24 +256,37 @@ async fn summarise(
                 out.note.get_or_insert_with(|| e.to_string());
             }
         }
-    }
-    for (check, i) in first {
-        if let Some(d) = shrink(client, ctx, class, i, &runs[&i], check, settings).await {
-            out.divergences.push(d);
+        for check in run.diverging() {
+            match self.first.get(check) {
+                Some((j, _)) if *j < i => {}
+                _ => {
+                    self.first.insert(check, (i, run.clone()));
+                }
+            }
         }
     }
-    out.verdict = if out.failed > 0 {
-        Verdict::Fail
-    } else if out.unverified > 0 {
-        Verdict::Unverified
-    } else if out.errors > 0 {
-        Verdict::Error
-    } else if out.unsupported > 0 {
-        Verdict::Unsupported
-    } else {
-        Verdict::Pass
-    };
-    out
+
+    async fn finish(mut self, client: &Client, ctx: &Context, settings: &Settings) -> ClassOutcome {
+        let class = self.out.class;
+        for (check, (i, run)) in std::mem::take(&mut self.first) {
+            if let Some(d) = shrink(client, ctx, class, i, run, check, settings).await {
+                self.out.divergences.push(d);
+            }
+        }
+        let out = &mut self.out;
+        out.verdict = if out.failed > 0 {
+            Verdict::Fail
+        } else if out.unverified > 0 {
+            Verdict::Unverified
+        } else if out.errors > 0 {
+            Verdict::Error
+        } else if out.unsupported > 0 {
+            Verdict::Unsupported
+        } else {
+            Verdict::Pass
+        };
+        self.out
+    }
 }
 
 /// Shrinks case `index` of a class while it still diverges on `check`.
@@ -262,7 +295,7 @@ async fn shrink(
     ctx: &Context,
     class: &'static CaseClass,
     index: usize,
-    original: &CaseRun,
+    original: CaseRun,
     check: &'static str,
     settings: &Settings,
 ) -> Option<Divergence> {
@@ -277,7 +310,7 @@ async fn shrink(
         );
     }
     let mut tree = tree?;
-    let mut best = original.clone();
+    let mut best = original;
     let mut tries = 0;
     if tree.simplify() {
         while tries < settings.shrink_budget {
@@ -363,18 +396,31 @@ impl Context {
         let mut exchange = Exchange::default();
         let mut fixtures = Fixtures::default();
         let mut model = State::default();
+        let mut observed = None;
         let outcome = match self
             .set_up(client, case, n, &mut exchange, &mut fixtures, &mut model)
             .await
         {
             Err(stopped) => stopped,
             Ok(()) => {
-                self.test(client, case, n, &mut exchange, &fixtures, &mut model)
-                    .await
+                self.test(
+                    client,
+                    case,
+                    n,
+                    &mut exchange,
+                    &fixtures,
+                    &mut model,
+                    &mut observed,
+                )
+                .await
             }
         };
         clean_up(client, &fixtures).await;
-        CaseRun { outcome, exchange }
+        CaseRun {
+            outcome,
+            exchange,
+            observed,
+        }
     }
 
     async fn set_up(
@@ -453,6 +499,7 @@ impl Context {
         exchange: &mut Exchange,
         fixtures: &Fixtures,
         model: &mut State,
+        observed: &mut Option<Observed>,
     ) -> CaseOutcome {
         let mut request = Request::new(case.operation);
         for (name, value) in &case.params {
@@ -475,6 +522,31 @@ impl Context {
             start,
             end: OffsetDateTime::now_utc(),
         };
+        let mut names = vec![(
+            format!("{}-{n}-nobody", self.prefix),
+            "{unknown-user}".to_string(),
+        )];
+        // Messages echo these two members; other generated values are never echoed.
+        for (name, value) in &case.params {
+            if let Value::Text(text) = value
+                && matches!(*name, "UserName" | "SSHPublicKeyId")
+                && !text.is_empty()
+            {
+                names.push((text.clone(), format!("{{{name}}}")));
+            }
+        }
+        for (i, (user, keys)) in fixtures.users.iter().zip(&fixtures.keys).enumerate() {
+            names.push((user.clone(), format!("{{user{i}}}")));
+            for (j, id) in keys.iter().enumerate() {
+                names.push((id.clone(), format!("{{user{i}.key{j}}}")));
+            }
+        }
+        *observed = Some(Observed {
+            request: request.clone(),
+            prediction: prediction.clone(),
+            response: response.clone(),
+            names,
+        });
         if let Some(detail) = unsupported(&prediction, &response) {
             return CaseOutcome::Unsupported(detail);
         }

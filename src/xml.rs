@@ -87,7 +87,7 @@ impl Element {
         }
         out.push('>');
         if self.children.is_empty() {
-            out.push_str(&quick_xml::escape::escape(&self.text));
+            out.push_str(&quick_xml::escape::partial_escape(&self.text));
         } else {
             out.push('\n');
             for child in &self.children {

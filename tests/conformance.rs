@@ -1,1 +1,165 @@
-fn main() {}
+//! The suite as `cargo test` runs it, one test per case class:
+//!
+//! - `conformance::<class>` runs the class against the embedded reference
+//!   server, or against `IAM_CONFORMANCE_ENDPOINT` when it is set (a vendor's
+//!   CI; `IAM_CONFORMANCE_TARGET_KIND` and `IAM_CONFORMANCE_BASELINE` go with
+//!   it), and fails on any divergence the baseline does not know.
+//! - `snapshot::<class>` checks the embedded server's answers to the class
+//!   against its golden snapshot in `snapshots/`, and the class's declared
+//!   provenance against the oracle's.
+//!
+//! `IAM_CONFORMANCE_CASES` (default 100) and `IAM_CONFORMANCE_SEED` (default
+//! fixed) tune the run. Accept new snapshots with `INSTA_UPDATE=always cargo test`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iam_conformance::runner::{CaseOutcome, cases_of, run_case};
+use iam_conformance::snapshot::golden;
+use iam_conformance::wire::Client;
+use iam_conformance::{
+    Baseline, CaseClass, Level, Run, Server, ServerConfig, Target, TargetKind, Verdict, catalogue,
+};
+use libtest_mimic::{Arguments, Failed, Trial};
+use tokio::runtime::Runtime;
+
+/// Cases per class whose golden views must all equal the snapshot.
+const SNAPSHOT_CASES: usize = 5;
+
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let runtime = Arc::new(Runtime::new().expect("a tokio runtime"));
+    let server = runtime
+        .block_on(Server::start(0, ServerConfig::default()))
+        .expect("the embedded server starts on 127.0.0.1");
+    let embedded = Target::new(server.url(), TargetKind::Embedded);
+    let target = match std::env::var("IAM_CONFORMANCE_ENDPOINT") {
+        Ok(endpoint) => {
+            let kind = std::env::var("IAM_CONFORMANCE_TARGET_KIND")
+                .ok()
+                .map(|k| {
+                    clap::ValueEnum::from_str(&k, true)
+                        .expect("IAM_CONFORMANCE_TARGET_KIND is a target kind")
+                })
+                .unwrap_or(TargetKind::Generic);
+            Target::new(
+                endpoint.parse().expect("IAM_CONFORMANCE_ENDPOINT is a URL"),
+                kind,
+            )
+        }
+        Err(_) => embedded.clone(),
+    };
+    let baseline = Arc::new(match std::env::var("IAM_CONFORMANCE_BASELINE") {
+        Ok(path) => Baseline::load(&PathBuf::from(path)).expect("IAM_CONFORMANCE_BASELINE loads"),
+        Err(_) => Baseline::default(),
+    });
+    let cases: u32 = env("IAM_CONFORMANCE_CASES").unwrap_or(100);
+    let seed: u64 = env("IAM_CONFORMANCE_SEED").unwrap_or(20261204);
+
+    let mut trials = Vec::new();
+    for class in catalogue() {
+        let (rt, target, baseline) = (runtime.clone(), target.clone(), baseline.clone());
+        trials.push(Trial::test(
+            format!("conformance::{}", class.id),
+            move || conformance(&rt, class, target, &baseline, cases, seed),
+        ));
+        let (rt, target) = (runtime.clone(), embedded.clone());
+        trials.push(Trial::test(format!("snapshot::{}", class.id), move || {
+            snapshot(&rt, class, target, seed)
+        }));
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(server);
+    conclusion.exit();
+}
+
+fn conformance(
+    rt: &Runtime,
+    class: &CaseClass,
+    target: Target,
+    baseline: &Baseline,
+    cases: u32,
+    seed: u64,
+) -> Result<(), Failed> {
+    let report = rt
+        .block_on(
+            Run::against(target)
+                .only(vec![class.id.to_string()])
+                .cases(cases)
+                .seed(seed)
+                .baseline(baseline.clone())
+                .execute(),
+        )
+        .map_err(|e| e.to_string())?;
+    let entry = &report.classes[0];
+    let new = report.new_divergences().count();
+    if new > 0 || entry.verdict == Verdict::Error || report.summary.cases != u64::from(cases) {
+        return Err(format!(
+            "{:?} with {new} new divergence(s)\n{}",
+            entry.verdict,
+            report.render_console()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn snapshot(
+    rt: &Runtime,
+    class: &'static CaseClass,
+    target: Target,
+    seed: u64,
+) -> Result<(), Failed> {
+    let client = Client::new(target, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let mut first = None;
+    for case in cases_of(class, seed).take(SNAPSHOT_CASES) {
+        let run = rt.block_on(run_case(&client, &case, Level::Messages));
+        match &run.outcome {
+            CaseOutcome::Checked(checks) => {
+                if let Some(c) = checks.iter().find(|c| c.mismatch.is_some()) {
+                    return Err(format!(
+                        "the embedded server diverges on {}: {:?}",
+                        c.check, c.mismatch
+                    )
+                    .into());
+                }
+            }
+            other => return Err(format!("{other:?}").into()),
+        }
+        let observed = run
+            .observed
+            .as_ref()
+            .ok_or("no request under test was sent")?;
+        let declared = (class.codes, class.message);
+        let predicted = (observed.prediction.codes, observed.prediction.message);
+        if declared != predicted {
+            return Err(format!(
+                "{} declares provenance {declared:?}, the oracle says {predicted:?}",
+                class.id
+            )
+            .into());
+        }
+        let view = golden(class, &case, observed);
+        match &first {
+            None => first = Some(view),
+            Some(first) if *first != view => {
+                return Err(
+                    format!("two cases of one class differ:\n{first:#?}\n{view:#?}").into(),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let view = first.ok_or("the class made no case")?;
+    settings.bind(|| insta::assert_yaml_snapshot!(class.id, view));
+    Ok(())
+}
