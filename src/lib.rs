@@ -188,12 +188,11 @@ impl Run {
         &self.settings
     }
 
-    /// Runs the suite and builds the report.
-    pub async fn execute(self) -> Result<Report, RunError> {
+    /// Checks the plan without sending anything; returns the selected classes.
+    pub fn validate(&self) -> Result<Vec<&'static CaseClass>, RunError> {
         if self.settings.jobs == 0 {
             return Err(RunError::Usage("--jobs must be at least 1".into()));
         }
-        let classes = self.classes()?;
         if let Some(t) = &self.target
             && t.is_aws()
             && !self.allow_aws
@@ -203,6 +202,12 @@ impl Run {
                 t.endpoint
             )));
         }
+        self.classes()
+    }
+
+    /// Runs the suite and builds the report.
+    pub async fn execute(self) -> Result<Report, RunError> {
+        let classes = self.validate()?;
         let server;
         let target = match self.target {
             Some(t) => t,

@@ -70,7 +70,7 @@ struct RunArgs {
     #[arg(long)]
     write_baseline: Option<PathBuf>,
     /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
     /// Permit a run against real AWS (amazonaws.com).
     #[arg(long)]
@@ -127,8 +127,12 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
                     "--endpoint {e:?} must be http or https"
                 )));
             }
-            let kind = args.target_kind.unwrap_or(TargetKind::Generic);
-            let mut target = Target::new(url, kind);
+            let mut target = Target::new(url, TargetKind::Generic);
+            target.kind = args.target_kind.unwrap_or(if target.is_aws() {
+                TargetKind::Aws
+            } else {
+                TargetKind::Generic
+            });
             target.region = args.region.clone();
             Run::against(target)
         }
@@ -161,7 +165,7 @@ fn now_nanos() -> u64 {
 }
 
 async fn execute(run: Run, args: &RunArgs) -> u8 {
-    let classes = match run.classes() {
+    let classes = match run.validate() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -392,58 +392,59 @@ impl Context {
 
     /// Runs one case: fixtures, the request, its checks, the state reads, cleanup.
     async fn run(&self, client: &Client, case: &Case) -> CaseRun {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut exchange = Exchange::default();
-        let mut fixtures = Fixtures::default();
-        let mut model = State::default();
-        let mut observed = None;
-        let outcome = match self
-            .set_up(client, case, n, &mut exchange, &mut fixtures, &mut model)
-            .await
-        {
-            Err(stopped) => stopped,
-            Ok(()) => {
-                self.test(
-                    client,
-                    case,
-                    n,
-                    &mut exchange,
-                    &fixtures,
-                    &mut model,
-                    &mut observed,
-                )
-                .await
-            }
+        let mut attempt = Attempt {
+            ctx: self,
+            client,
+            n: self.counter.fetch_add(1, Ordering::Relaxed),
+            exchange: Exchange::default(),
+            fixtures: Fixtures::default(),
+            model: State::default(),
+            observed: None,
         };
-        clean_up(client, &fixtures).await;
+        let outcome = match attempt.set_up(case).await {
+            Err(stopped) => stopped,
+            Ok(()) => attempt.test(case).await,
+        };
+        clean_up(client, &attempt.fixtures).await;
         CaseRun {
             outcome,
-            exchange,
-            observed,
+            exchange: attempt.exchange,
+            observed: attempt.observed,
         }
     }
+}
 
-    async fn set_up(
-        &self,
-        client: &Client,
-        case: &Case,
-        n: u64,
-        exchange: &mut Exchange,
-        fixtures: &mut Fixtures,
-        model: &mut State,
-    ) -> Result<(), CaseOutcome> {
+/// One case in progress: what it sent, created and predicted so far.
+struct Attempt<'a> {
+    ctx: &'a Context,
+    client: &'a Client,
+    /// The case's number in the run, part of every name it makes.
+    n: u64,
+    exchange: Exchange,
+    fixtures: Fixtures,
+    /// The oracle's state, built from what the target reported for the fixtures.
+    model: State,
+    observed: Option<Observed>,
+}
+
+impl Attempt<'_> {
+    fn unknown_user(&self) -> String {
+        format!("{}-{}-nobody", self.ctx.prefix, self.n)
+    }
+
+    async fn set_up(&mut self, case: &Case) -> Result<(), CaseOutcome> {
         for (i, user) in case.users.iter().enumerate() {
-            let mut name = format!("{}-{n}-{i}", self.prefix);
+            let mut name = format!("{}-{}-{i}", self.ctx.prefix, self.n);
             if let Some(len) = user.name_len {
                 while name.len() < len {
                     name.push('x');
                 }
             }
             let request = Request::new(Operation::CreateUser).with("UserName", &name);
-            let response = fixture(client, exchange, request).await?;
-            fixtures.users.push(name.clone());
-            fixtures.keys.push(Vec::new());
-            model.insert_user(User {
+            let response = fixture(self.client, &mut self.exchange, request).await?;
+            self.fixtures.users.push(name.clone());
+            self.fixtures.keys.push(Vec::new());
+            self.model.insert_user(User {
                 name: name.clone(),
                 path: "/".into(),
                 id: text_at(&response, "CreateUserResult/User/UserId"),
@@ -454,13 +455,13 @@ impl Context {
                 let request = Request::new(Operation::UploadSSHPublicKey)
                     .with("UserName", &name)
                     .with("SSHPublicKeyBody", body);
-                let response = fixture(client, exchange, request).await?;
+                let response = fixture(self.client, &mut self.exchange, request).await?;
                 let id = text_at(
                     &response,
                     "UploadSSHPublicKeyResult/SSHPublicKey/SSHPublicKeyId",
                 );
-                fixtures.keys[i].push(id.clone());
-                model.insert_key(Key {
+                self.fixtures.keys[i].push(id.clone());
+                self.model.insert_key(Key {
                     id: id.clone(),
                     user: name.clone(),
                     uploaded: body.to_string(),
@@ -472,49 +473,43 @@ impl Context {
                     ),
                 });
                 let follow_up = if key.deleted {
-                    Some(Request::new(Operation::DeleteSSHPublicKey))
+                    Request::new(Operation::DeleteSSHPublicKey)
+                        .with("UserName", &name)
+                        .with("SSHPublicKeyId", &id)
                 } else if key.status != "Active" {
-                    Some(Request::new(Operation::UpdateSSHPublicKey))
+                    Request::new(Operation::UpdateSSHPublicKey)
+                        .with("UserName", &name)
+                        .with("SSHPublicKeyId", &id)
+                        .with("Status", key.status)
                 } else {
-                    None
+                    continue;
                 };
-                if let Some(request) = follow_up {
-                    let mut request = request.with("UserName", &name).with("SSHPublicKeyId", &id);
-                    if !key.deleted {
-                        request = request.with("Status", key.status);
-                    }
-                    oracle::handle(model, &request.params, OffsetDateTime::now_utc());
-                    fixture(client, exchange, request).await?;
-                }
+                oracle::handle(
+                    &mut self.model,
+                    &follow_up.params,
+                    OffsetDateTime::now_utc(),
+                );
+                fixture(self.client, &mut self.exchange, follow_up).await?;
             }
         }
         Ok(())
     }
 
-    async fn test(
-        &self,
-        client: &Client,
-        case: &Case,
-        n: u64,
-        exchange: &mut Exchange,
-        fixtures: &Fixtures,
-        model: &mut State,
-        observed: &mut Option<Observed>,
-    ) -> CaseOutcome {
+    async fn test(&mut self, case: &Case) -> CaseOutcome {
         let mut request = Request::new(case.operation);
         for (name, value) in &case.params {
             let text = match value {
                 Value::Text(t) => t.clone(),
-                Value::User(i) => fixtures.users[*i].clone(),
-                Value::UnknownUser => format!("{}-{n}-nobody", self.prefix),
-                Value::Key { user, key } => fixtures.keys[*user][*key].clone(),
+                Value::User(i) => self.fixtures.users[*i].clone(),
+                Value::UnknownUser => self.unknown_user(),
+                Value::Key { user, key } => self.fixtures.keys[*user][*key].clone(),
             };
             request = request.with(name, text);
         }
-        exchange.request = Some(request.clone());
+        self.exchange.request = Some(request.clone());
         let start = OffsetDateTime::now_utc();
-        let prediction = oracle::handle(model, &request.params, start);
-        let response = match client.send(&request).await {
+        let prediction = oracle::handle(&mut self.model, &request.params, start);
+        let response = match self.client.send(&request).await {
             Ok(r) => r,
             Err(e) => return CaseOutcome::Error(e),
         };
@@ -522,10 +517,35 @@ impl Context {
             start,
             end: OffsetDateTime::now_utc(),
         };
-        let mut names = vec![(
-            format!("{}-{n}-nobody", self.prefix),
-            "{unknown-user}".to_string(),
-        )];
+        self.observed = Some(Observed {
+            request,
+            prediction: prediction.clone(),
+            response: response.clone(),
+            names: self.names(case),
+        });
+        if let Some(detail) = unsupported(&prediction, &response) {
+            return CaseOutcome::Unsupported(detail);
+        }
+        let mut checker = Checker::new(self.ctx.level);
+        check_response(&mut checker, &prediction, &response, window);
+        if self.ctx.level >= Level::Shape
+            && let Err(e) = check_state(
+                self.client,
+                &mut checker,
+                &prediction,
+                &self.fixtures,
+                &self.model,
+            )
+            .await
+        {
+            return CaseOutcome::Error(e);
+        }
+        CaseOutcome::Checked(checker.results)
+    }
+
+    /// The values a response may echo, with the placeholders snapshots show for them.
+    fn names(&self, case: &Case) -> Vec<(String, String)> {
+        let mut names = vec![(self.unknown_user(), "{unknown-user}".to_string())];
         // Messages echo these two members; other generated values are never echoed.
         for (name, value) in &case.params {
             if let Value::Text(text) = value
@@ -535,29 +555,19 @@ impl Context {
                 names.push((text.clone(), format!("{{{name}}}")));
             }
         }
-        for (i, (user, keys)) in fixtures.users.iter().zip(&fixtures.keys).enumerate() {
+        for (i, (user, keys)) in self
+            .fixtures
+            .users
+            .iter()
+            .zip(&self.fixtures.keys)
+            .enumerate()
+        {
             names.push((user.clone(), format!("{{user{i}}}")));
             for (j, id) in keys.iter().enumerate() {
                 names.push((id.clone(), format!("{{user{i}.key{j}}}")));
             }
         }
-        *observed = Some(Observed {
-            request: request.clone(),
-            prediction: prediction.clone(),
-            response: response.clone(),
-            names,
-        });
-        if let Some(detail) = unsupported(&prediction, &response) {
-            return CaseOutcome::Unsupported(detail);
-        }
-        let mut checker = Checker::new(self.level);
-        check_response(&mut checker, &prediction, &response, window);
-        if self.level >= Level::Shape
-            && let Err(e) = check_state(client, &mut checker, &prediction, fixtures, model).await
-        {
-            return CaseOutcome::Error(e);
-        }
-        CaseOutcome::Checked(checker.results)
+        names
     }
 }
 

@@ -4,9 +4,10 @@
 //!
 //! The line between the two is the line between "non-conformant" and "could not
 //! tell": a refused connection, a timeout, a cut or endless body, a gateway
-//! status (502/503/504), throttling, and a body that is not well-formed XML are
-//! transport trouble. An XML answer of any shape, an empty body, and a 500 from
-//! the target itself are responses, and the checks judge them.
+//! status (502/503/504), throttling (429 or a throttling code), and a body that
+//! is not well-formed XML are transport trouble. An XML answer of any shape, an
+//! empty body, and a 500 or 501 from the target itself are responses, and the
+//! checks judge them.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -226,6 +227,7 @@ pub struct TransportError {
 #[non_exhaustive]
 pub enum TransportErrorKind {
     Connect,
+    Connection,
     Timeout,
     Body,
     TooLarge,
@@ -240,6 +242,7 @@ impl fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TransportErrorKind::Connect => "target unreachable",
+            TransportErrorKind::Connection => "connection failed before an answer",
             TransportErrorKind::Timeout => "timed out",
             TransportErrorKind::Body => "failed to read the response body",
             TransportErrorKind::TooLarge => "response body too large",
@@ -402,8 +405,11 @@ fn classify_reqwest(e: &reqwest::Error) -> TransportError {
         TransportErrorKind::Connect
     } else if e.is_body() || e.is_decode() {
         TransportErrorKind::Body
-    } else {
+    } else if e.is_builder() {
         TransportErrorKind::Request
+    } else {
+        // Closed before an answer, reset, or not HTTP at all.
+        TransportErrorKind::Connection
     };
     TransportError::new(kind, detail)
 }
@@ -422,7 +428,13 @@ pub fn classify_body(
             text
         )
     };
-    if matches!(status, 502..=504 | 429) {
+    if status == 429 {
+        return Err(TransportError::new(
+            TransportErrorKind::Throttled,
+            excerpt(),
+        ));
+    }
+    if matches!(status, 502..=504) {
         return Err(TransportError::new(TransportErrorKind::Gateway, excerpt()));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -434,8 +446,11 @@ pub fn classify_body(
             format!("invalid UTF-8; {}", excerpt()),
         ));
     };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if !text.trim_start().starts_with('<') || looks_like_html(text) {
-        return if status == 500 {
+        // The target's own failure or refusal (500, 501) is judged; anything
+        // else that is not XML may come from a proxy.
+        return if matches!(status, 500 | 501) {
             Ok(Body::NotXml(excerpt()))
         } else {
             Err(TransportError::new(TransportErrorKind::NotXml, excerpt()))
@@ -460,12 +475,9 @@ pub fn classify_body(
 }
 
 fn looks_like_html(text: &str) -> bool {
-    let head = text
-        .trim_start()
-        .get(..15)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    head.starts_with("<!doctype html") || head.starts_with("<html")
+    let head = text.trim_start().as_bytes();
+    let head = head[..head.len().min(15)].to_ascii_lowercase();
+    head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
 }
 
 #[cfg(test)]
@@ -512,6 +524,27 @@ mod tests {
             classify_body(400, Some("application/json"), b"<A/>"),
             Ok(Body::Xml(_))
         ));
+        let short_html = "<html><head>Ошибка</head></html>";
+        assert!(matches!(
+            classify_body(500, None, short_html.as_bytes()),
+            Ok(Body::NotXml(_))
+        ));
+        assert!(matches!(
+            classify_body(500, None, b"<html></html>"),
+            Ok(Body::NotXml(_))
+        ));
+        assert!(matches!(
+            classify_body(501, None, b"Not Implemented"),
+            Ok(Body::NotXml(_))
+        ));
+        assert!(matches!(
+            classify_body(200, None, "\u{feff}<A/>".as_bytes()),
+            Ok(Body::Xml(_))
+        ));
+        assert_eq!(
+            classify_body(429, None, throttled).unwrap_err().kind,
+            TransportErrorKind::Throttled
+        );
     }
 
     #[test]

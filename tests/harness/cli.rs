@@ -1,0 +1,361 @@
+//! The command line as a user meets it: the real binary, its exit codes and
+//! what it prints. Exit codes are public API (design.md, "CLI contract"), so
+//! each one is pinned here by a run that must produce it, and every usage error
+//! must end in exit 2 with a message on stderr, never in a panic.
+//!
+//! Every run is hermetic: the AWS endpoint and credential variables are removed
+//! so a developer's shell cannot point a test at a real target.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use iam_conformance::runner::cases_of;
+use iam_conformance::suite;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_iam-conformance");
+
+/// The binary with a clean environment: no endpoint, no credentials.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_IAM")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN");
+    cmd
+}
+
+/// What one run of the binary came to.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Ran {
+    /// Both streams, for assertion messages.
+    fn dump(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn run(args: &[&str]) -> Ran {
+    let start = Instant::now();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command(args).output().expect("the binary starts");
+    Ran {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        took: start.elapsed(),
+    }
+}
+
+/// A fresh directory of this test's own under the system temp dir.
+fn scratch(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("iam-conformance-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch dir");
+    dir
+}
+
+fn read_json(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}\n{text}", path.display()))
+}
+
+/// Exit 2, something said on stderr, and no panic.
+fn assert_usage_error(args: &[&str], mentions: &str) -> Ran {
+    let ran = run(args);
+    assert_eq!(
+        ran.code,
+        Some(2),
+        "{args:?} must be a usage error\n{}",
+        ran.dump()
+    );
+    assert!(
+        !ran.stderr.contains("panicked"),
+        "{args:?} panicked\n{}",
+        ran.dump()
+    );
+    assert!(
+        ran.stderr.contains("error"),
+        "{args:?} must say what is wrong on stderr\n{}",
+        ran.dump()
+    );
+    assert!(
+        ran.stderr.contains(mentions),
+        "{args:?}: stderr must mention {mentions:?}\n{}",
+        ran.dump()
+    );
+    ran
+}
+
+/// A loopback port nothing listens on (bound, read, released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("a bound address").port()
+}
+
+#[test]
+fn list_shows_the_update_classes_with_operation_level_and_provenance() {
+    let ran = run(&["list"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    let provenance = ["live", "doc", "model", "inferred"];
+    let updates: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("update."))
+        .collect();
+    assert!(
+        updates.len() >= 25,
+        "expected at least 25 update. classes, got {}\n{}",
+        updates.len(),
+        ran.stdout
+    );
+    for line in updates {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(fields.len() >= 4, "too few columns: {line:?}");
+        assert_eq!(fields[1], "UpdateSSHPublicKey", "operation in {line:?}");
+        assert!(
+            ["codes", "shape", "messages"].contains(&fields[2]),
+            "level in {line:?}"
+        );
+        let pair = fields[3].split_once('/');
+        assert!(
+            pair.is_some_and(
+                |(codes, message)| provenance.contains(&codes) && provenance.contains(&message)
+            ),
+            "provenance pair like live/live in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn run_against_the_embedded_server_exits_0_and_writes_json() {
+    let dir = scratch("embedded_json");
+    let json = dir.join("report.json");
+    let ran = run(&[
+        "run",
+        "--cases",
+        "3",
+        "--seed",
+        "5",
+        "--only",
+        "update.key_id.*",
+        "--json",
+        json.to_str().expect("a UTF-8 temp path"),
+    ]);
+    assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    let report = read_json(&json);
+    assert_eq!(report["seed"], 5, "{report:#}");
+    assert_eq!(report["target"]["kind"], "embedded", "{report:#}");
+    let classes = report["classes"].as_array().expect("classes is an array");
+    assert!(!classes.is_empty(), "{report:#}");
+    assert!(
+        classes.iter().all(|c| c["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("update.key_id."))
+            && c["cases"] == 3),
+        "only update.key_id.* classes, 3 cases each: {report:#}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    assert_usage_error(&["run", "--no-such-flag"], "--no-such-flag");
+}
+
+#[test]
+fn an_unknown_level_is_a_usage_error() {
+    assert_usage_error(&["run", "--level", "bogus"], "--level");
+}
+
+#[test]
+fn zero_jobs_is_a_usage_error() {
+    assert_usage_error(&["run", "--jobs", "0"], "--jobs");
+}
+
+#[test]
+fn an_endpoint_that_is_not_a_url_is_a_usage_error() {
+    assert_usage_error(&["run", "--endpoint", "not-a-url"], "--endpoint");
+}
+
+#[test]
+fn an_endpoint_that_is_not_http_is_a_usage_error() {
+    assert_usage_error(&["run", "--endpoint", "ftp://x/"], "http");
+}
+
+#[test]
+fn a_negative_timeout_is_a_usage_error() {
+    // `=` keeps clap from reading `-1` as a flag: this reaches the plan's own check.
+    assert_usage_error(&["run", "--timeout=-1"], "--timeout");
+    assert_usage_error(&["run", "--timeout", "0"], "--timeout");
+}
+
+/// Regression guard: `--timeout -1` (with a space, as users type it) is
+/// refused, but the message must be about the timeout, not an "unexpected
+/// argument '-1'" that leaves the user guessing.
+#[test]
+fn a_negative_timeout_with_a_space_names_the_timeout() {
+    assert_usage_error(&["run", "--timeout", "-1"], "--timeout");
+}
+
+#[test]
+fn a_missing_baseline_file_is_a_usage_error() {
+    assert_usage_error(
+        &["run", "--baseline", "/nonexistent.toml"],
+        "/nonexistent.toml",
+    );
+}
+
+#[test]
+fn a_baseline_that_is_not_toml_is_a_usage_error() {
+    let dir = scratch("bad_baseline");
+    let path = dir.join("baseline.toml");
+    std::fs::write(&path, "this is [not toml\n").expect("write the baseline");
+    assert_usage_error(
+        &[
+            "run",
+            "--baseline",
+            path.to_str().expect("a UTF-8 temp path"),
+        ],
+        "baseline",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn real_aws_is_refused_without_allow_aws_before_anything_is_sent() {
+    let ran = assert_usage_error(
+        &[
+            "run",
+            "--endpoint",
+            "https://iam.amazonaws.com/",
+            "--cases",
+            "1",
+            "--only",
+            "update.user_name.too_long",
+        ],
+        "--allow-aws",
+    );
+    assert!(
+        ran.took < Duration::from_secs(5),
+        "the guard must refuse at once, took {:?}",
+        ran.took
+    );
+    for transport in [
+        "unreachable",
+        "timed out",
+        "timeout",
+        "error sending request",
+    ] {
+        assert!(
+            !ran.stderr.contains(transport),
+            "nothing may be sent: stderr mentions {transport:?}\n{}",
+            ran.dump()
+        );
+    }
+    assert!(
+        !ran.stdout.contains(" checks: "),
+        "no case may run\n{}",
+        ran.dump()
+    );
+}
+
+#[test]
+fn an_unreachable_endpoint_exits_3_and_fails_nothing() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}/");
+    let ran = run(&[
+        "run",
+        "--endpoint",
+        &endpoint,
+        "--cases",
+        "2",
+        "--only",
+        "update.user_name.too_long",
+    ]);
+    assert_eq!(ran.code, Some(3), "{}", ran.dump());
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.dump());
+    let both = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(both.contains("error"), "{}", ran.dump());
+    assert!(both.contains("unreachable"), "{}", ran.dump());
+    let summary = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains(" checks: "))
+        .unwrap_or_else(|| panic!("no summary line\n{}", ran.dump()));
+    assert!(
+        summary.contains(" 0 failed"),
+        "transport errors are not failures: {summary:?}"
+    );
+    assert!(summary.contains("2 in error"), "{summary:?}");
+}
+
+#[test]
+fn a_glob_that_matches_nothing_exits_4() {
+    let ran = run(&["run", "--only", "nomatch*"]);
+    assert_eq!(ran.code, Some(4), "{}", ran.dump());
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.dump());
+}
+
+#[test]
+fn zero_cases_exits_4() {
+    let ran = run(&["run", "--cases", "0"]);
+    assert_eq!(ran.code, Some(4), "{}", ran.dump());
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.dump());
+}
+
+#[test]
+fn the_same_seed_reports_the_same_seed_and_classes() {
+    let dir = scratch("same_seed");
+    let reports: Vec<Value> = ["a.json", "b.json"]
+        .iter()
+        .map(|name| {
+            let path = dir.join(name);
+            let ran = run(&[
+                "run",
+                "--cases",
+                "5",
+                "--seed",
+                "42",
+                "--only",
+                "update.user_name.too_long",
+                "--json",
+                path.to_str().expect("a UTF-8 temp path"),
+            ]);
+            assert_eq!(ran.code, Some(0), "{}", ran.dump());
+            read_json(&path)
+        })
+        .collect();
+    assert_eq!(reports[0]["seed"], 42);
+    assert_eq!(reports[0]["seed"], reports[1]["seed"]);
+    assert_eq!(reports[0]["classes"], reports[1]["classes"]);
+    assert_eq!(reports[0]["summary"], reports[1]["summary"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_same_seed_generates_the_same_cases() {
+    let class = suite::class("update.user_name.too_long").expect("the class exists");
+    let first: Vec<_> = cases_of(class, 42).take(20).collect();
+    let again: Vec<_> = cases_of(class, 42).take(20).collect();
+    let other: Vec<_> = cases_of(class, 43).take(20).collect();
+    assert_eq!(first.len(), 20);
+    assert_eq!(first, again, "seed 42 twice must make the same cases");
+    assert_ne!(first, other, "seed 43 must make other cases than seed 42");
+}

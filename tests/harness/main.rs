@@ -1,0 +1,6 @@
+//! Tests of the harness itself, one module per purpose.
+
+mod cli;
+mod deviations;
+mod report;
+mod transport;
