@@ -25,13 +25,19 @@ pub struct RsaKey {
     pub bits: usize,
 }
 
-/// Why a key body is refused, in IAM's two error classes.
+/// Why a key body is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    /// `InvalidPublicKey`: malformed, or RSA below the minimum.
-    #[error("invalid public key: {0}")]
-    Invalid(String),
-    /// `UnrecognizedPublicKeyEncoding`: neither an `ssh-rsa` line nor a PEM public key.
+    /// An `ssh-rsa` line or PEM block that does not parse (`InvalidPublicKey`).
+    #[error("malformed public key: {0}")]
+    Malformed(String),
+    /// RSA below the minimum (`InvalidPublicKey`).
+    #[error("RSA key of {0} bits, below {MIN_RSA_BITS}")]
+    TooShort(usize),
+    /// A well-formed key of another algorithm (ed25519, ECDSA).
+    #[error("algorithm {0} is not ssh-rsa")]
+    NotRsa(String),
+    /// Neither an OpenSSH line nor a PEM public key.
     #[error("unrecognised public key encoding")]
     Unrecognized,
 }
@@ -43,25 +49,22 @@ impl RsaKey {
         let trimmed = body.trim();
         if trimmed.starts_with("-----BEGIN PUBLIC KEY-----") {
             let key = rsa::RsaPublicKey::from_public_key_pem(trimmed)
-                .map_err(|e| KeyError::Invalid(format!("PEM: {e}")))?;
+                .map_err(|e| KeyError::Malformed(format!("PEM: {e}")))?;
             let ssh = ssh_key::public::RsaPublicKey::try_from(&key)
-                .map_err(|e| KeyError::Invalid(format!("PEM: {e}")))?;
+                .map_err(|e| KeyError::Malformed(format!("PEM: {e}")))?;
             return RsaKey::from_key_data(KeyData::Rsa(ssh));
         }
         if !trimmed.starts_with("ssh-") && !trimmed.starts_with("ecdsa-") {
             return Err(KeyError::Unrecognized);
         }
         let key = ssh_key::PublicKey::from_openssh(trimmed)
-            .map_err(|e| KeyError::Invalid(format!("OpenSSH: {e}")))?;
+            .map_err(|e| KeyError::Malformed(format!("OpenSSH: {e}")))?;
         RsaKey::from_key_data(key.key_data().clone())
     }
 
     fn from_key_data(data: KeyData) -> Result<RsaKey, KeyError> {
         let KeyData::Rsa(rsa) = &data else {
-            return Err(KeyError::Invalid(format!(
-                "algorithm {} is not ssh-rsa",
-                data.algorithm()
-            )));
+            return Err(KeyError::NotRsa(data.algorithm().to_string()));
         };
         let modulus = rsa.n.as_positive_bytes().unwrap_or_default();
         let bits = match modulus.iter().position(|b| *b != 0) {
@@ -69,13 +72,11 @@ impl RsaKey {
             None => 0,
         };
         if bits < MIN_RSA_BITS {
-            return Err(KeyError::Invalid(format!(
-                "RSA key of {bits} bits, below {MIN_RSA_BITS}"
-            )));
+            return Err(KeyError::TooShort(bits));
         }
         let blob = ssh_key::PublicKey::new(data, "")
             .to_bytes()
-            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
         Ok(RsaKey { blob, bits })
     }
 
@@ -117,6 +118,44 @@ pub fn md5_colon_hex(bytes: &[u8]) -> String {
 /// Recomputes a fingerprint from a body a target returned (SSH or PEM).
 pub fn fingerprint_of(body: &str) -> Option<String> {
     RsaKey::parse(body).ok().map(|k| k.fingerprint())
+}
+
+/// Key material kept in `corpus/keys/`, made once with ssh-keygen and openssl,
+/// by file name.
+const MATERIAL: &[(&str, &str)] = &[
+    ("rsa3072.pub", include_str!("../corpus/keys/rsa3072.pub")),
+    ("rsa4096.pub", include_str!("../corpus/keys/rsa4096.pub")),
+    ("rsa1024.pub", include_str!("../corpus/keys/rsa1024.pub")),
+    ("ed25519.pub", include_str!("../corpus/keys/ed25519.pub")),
+    ("ecdsa256.pub", include_str!("../corpus/keys/ecdsa256.pub")),
+    (
+        "rsa2048-1.pkcs8.pem",
+        include_str!("../corpus/keys/rsa2048-1.pkcs8.pem"),
+    ),
+    (
+        "rsa2048-1.pkcs1.pem",
+        include_str!("../corpus/keys/rsa2048-1.pkcs1.pem"),
+    ),
+    (
+        "rsa2048-1.rfc4716",
+        include_str!("../corpus/keys/rsa2048-1.rfc4716"),
+    ),
+    (
+        "x509-rsa2048.crt",
+        include_str!("../corpus/keys/x509-rsa2048.crt"),
+    ),
+];
+
+/// A file of `corpus/keys/` by name.
+///
+/// # Panics
+/// On a name that is not in the corpus (a programming error in the suite).
+pub fn material(name: &str) -> &'static str {
+    MATERIAL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, body)| *body)
+        .unwrap_or_else(|| panic!("corpus/keys/{name} is not in the key corpus"))
 }
 
 /// The RSA-2048 public keys kept in `corpus/keys/`, made once with ssh-keygen.
@@ -168,16 +207,36 @@ mod tests {
 
     #[test]
     fn refusals_name_their_class() {
+        let parse = |name| RsaKey::parse(material(name));
         assert_eq!(RsaKey::parse("hello"), Err(KeyError::Unrecognized));
         assert!(matches!(
             RsaKey::parse("ssh-rsa AAAA!!"),
-            Err(KeyError::Invalid(_))
+            Err(KeyError::Malformed(_))
         ));
-        let ed =
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x";
-        assert!(
-            matches!(RsaKey::parse(ed), Err(KeyError::Invalid(m)) if m.contains("not ssh-rsa"))
+        assert_eq!(parse("rsa1024.pub"), Err(KeyError::TooShort(1024)));
+        assert_eq!(
+            parse("ed25519.pub"),
+            Err(KeyError::NotRsa("ssh-ed25519".into()))
         );
+        assert!(matches!(parse("ecdsa256.pub"), Err(KeyError::NotRsa(_))));
+        for unrecognized in [
+            "rsa2048-1.pkcs1.pem",
+            "rsa2048-1.rfc4716",
+            "x509-rsa2048.crt",
+        ] {
+            assert_eq!(
+                parse(unrecognized),
+                Err(KeyError::Unrecognized),
+                "{unrecognized}"
+            );
+        }
+        assert_eq!(parse("rsa3072.pub").unwrap().bits, 3072);
+        assert_eq!(parse("rsa4096.pub").unwrap().bits, 4096);
+        let relabelled = corpus_keys()[0].replacen("ssh-rsa", "ssh-ed25519", 1);
+        assert!(matches!(
+            RsaKey::parse(&relabelled),
+            Err(KeyError::Malformed(_))
+        ));
     }
 
     #[test]

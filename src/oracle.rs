@@ -196,6 +196,15 @@ impl State {
         self.keys.insert(key.id.clone(), key);
     }
 
+    /// Gives a key the id and date a target assigned it.
+    pub fn rekey(&mut self, from: &str, to: &str, uploaded_at: OffsetDateTime) {
+        if let Some(mut key) = self.keys.remove(from) {
+            key.id = to.to_string();
+            key.uploaded_at = uploaded_at;
+            self.keys.insert(key.id.clone(), key);
+        }
+    }
+
     /// The number of users and keys held.
     pub fn len(&self) -> (usize, usize) {
         (self.users.len(), self.keys.len())
@@ -397,6 +406,13 @@ fn validate(op: Operation, params: &Params) -> Option<Prediction> {
     if let (Some(name), Some((_, re))) = (param(params, "UserName"), user_pattern)
         && !re.is_match(name)
     {
+        // Recorded for CreateUser (and AttachUserPolicy); for the SSH
+        // operations the handcrafted text is the likeliest, not recorded.
+        let text = if op == Operation::CreateUser {
+            Provenance::Live
+        } else {
+            Provenance::Inferred
+        };
         return Some(modeled(
             op,
             "ValidationError",
@@ -404,7 +420,7 @@ fn validate(op: Operation, params: &Params) -> Option<Prediction> {
                 "The specified value for userName is invalid. It must contain only alphanumeric characters and/or the following: +=,.@_-".into(),
             ),
             Provenance::Model,
-            Provenance::Inferred,
+            text,
         ));
     }
     None
@@ -478,7 +494,8 @@ fn upload(state: &mut State, user: &str, body: &str, now: OffsetDateTime) -> Pre
     };
     let rsa = match RsaKey::parse(body) {
         Ok(rsa) => rsa,
-        Err(KeyError::Invalid(_)) => {
+        // Documented: "malformed or otherwise invalid", "minimum 2048 bits".
+        Err(KeyError::Malformed(_) | KeyError::TooShort(_)) => {
             return modeled(
                 op,
                 "InvalidPublicKey",
@@ -487,12 +504,22 @@ fn upload(state: &mut State, user: &str, body: &str, now: OffsetDateTime) -> Pre
                 Provenance::Inferred,
             );
         }
+        // Which of the two codes an ed25519 or ECDSA key gets is not recorded.
+        Err(KeyError::NotRsa(_)) => {
+            return modeled(
+                op,
+                "InvalidPublicKey",
+                Message::Unknown,
+                Provenance::Inferred,
+                Provenance::Inferred,
+            );
+        }
         Err(KeyError::Unrecognized) => {
             return modeled(
                 op,
                 "UnrecognizedPublicKeyEncoding",
                 Message::Unknown,
-                Provenance::Doc,
+                Provenance::Inferred,
                 Provenance::Inferred,
             );
         }
@@ -563,12 +590,14 @@ fn list_keys(
     if state.user(user).is_none() {
         return no_such_user(op, user, Provenance::Inferred);
     }
+    // Markers are opaque: this one names the first key of the next page.
     let start = match marker {
         None => None,
         Some(m) => match URL_SAFE_NO_PAD
             .decode(m)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
+            .filter(|id| state.keys_of(user).any(|k| k.id == *id))
         {
             Some(id) => Some(id),
             None => {
@@ -581,6 +610,12 @@ fn list_keys(
                 );
             }
         },
+    };
+    // An empty list and IsTruncated=false are recorded; paging is the model's.
+    let provenance = if marker.is_some() || max_items.is_some() {
+        Provenance::Model
+    } else {
+        Provenance::Live
     };
     let limit = max_items
         .and_then(|m| m.parse::<usize>().ok())
@@ -600,7 +635,7 @@ fn list_keys(
             truncated,
             marker,
         },
-        Provenance::Live,
+        provenance,
     )
 }
 

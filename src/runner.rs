@@ -379,6 +379,10 @@ struct Fixtures {
     users: Vec<String>,
     /// Per user, the target's id of each key.
     keys: Vec<Vec<String>>,
+    /// Per user, the body each key was uploaded with.
+    bodies: Vec<Vec<String>>,
+    /// Users the request under test created (a target that accepts a name AWS refuses).
+    created_by_request: Vec<String>,
 }
 
 impl Context {
@@ -444,6 +448,7 @@ impl Attempt<'_> {
             let response = fixture(self.client, &mut self.exchange, request).await?;
             self.fixtures.users.push(name.clone());
             self.fixtures.keys.push(Vec::new());
+            self.fixtures.bodies.push(Vec::new());
             self.model.insert_user(User {
                 name: name.clone(),
                 path: "/".into(),
@@ -451,21 +456,28 @@ impl Attempt<'_> {
                 created: date_at(&response, "CreateUserResult/User/CreateDate"),
             });
             for (j, key) in user.keys.iter().enumerate() {
-                let body = corpus_keys()[(i + j) % corpus_keys().len()];
+                let line = corpus_keys()[(i + j) % corpus_keys().len()];
+                let rsa = RsaKey::parse(line).expect("corpus keys parse");
+                let body = if key.pem {
+                    rsa.to_pem()
+                } else {
+                    line.to_string()
+                };
                 let request = Request::new(Operation::UploadSSHPublicKey)
                     .with("UserName", &name)
-                    .with("SSHPublicKeyBody", body);
+                    .with("SSHPublicKeyBody", &body);
                 let response = fixture(self.client, &mut self.exchange, request).await?;
                 let id = text_at(
                     &response,
                     "UploadSSHPublicKeyResult/SSHPublicKey/SSHPublicKeyId",
                 );
                 self.fixtures.keys[i].push(id.clone());
+                self.fixtures.bodies[i].push(body.clone());
                 self.model.insert_key(Key {
                     id: id.clone(),
                     user: name.clone(),
-                    uploaded: body.to_string(),
-                    rsa: RsaKey::parse(body).expect("corpus keys parse"),
+                    uploaded: body,
+                    rsa,
                     status: "Active".into(),
                     uploaded_at: date_at(
                         &response,
@@ -503,6 +515,16 @@ impl Attempt<'_> {
                 Value::User(i) => self.fixtures.users[*i].clone(),
                 Value::UnknownUser => self.unknown_user(),
                 Value::Key { user, key } => self.fixtures.keys[*user][*key].clone(),
+                Value::KeyBody { user, key, comment } => {
+                    let body = &self.fixtures.bodies[*user][*key];
+                    match comment {
+                        None => body.clone(),
+                        Some(c) => format!(
+                            "{}{c}",
+                            RsaKey::parse(body).expect("fixture bodies parse").to_ssh()
+                        ),
+                    }
+                }
             };
             request = request.with(name, text);
         }
@@ -517,6 +539,7 @@ impl Attempt<'_> {
             start,
             end: OffsetDateTime::now_utc(),
         };
+        self.adopt(&prediction, &response);
         self.observed = Some(Observed {
             request,
             prediction: prediction.clone(),
@@ -543,28 +566,54 @@ impl Attempt<'_> {
         CaseOutcome::Checked(checker.results)
     }
 
+    /// Keeps the model in step with what the request created on the target:
+    /// the key id and date an upload got, the user a create made (and must
+    /// delete again).
+    fn adopt(&mut self, prediction: &Prediction, response: &Response) {
+        if response.status != 200 {
+            return;
+        }
+        match (&prediction.result, prediction.operation) {
+            (Ok(Success::Key { key, .. }), Some(Operation::UploadSSHPublicKey)) => {
+                let path = "UploadSSHPublicKeyResult/SSHPublicKey";
+                let id = text_at(response, &format!("{path}/SSHPublicKeyId"));
+                let date = date_at(response, &format!("{path}/UploadDate"));
+                self.model.rekey(&key.id, &id, date);
+            }
+            (_, Some(Operation::CreateUser)) => {
+                if let Some(name) = self
+                    .exchange
+                    .request
+                    .as_ref()
+                    .and_then(|r| oracle::param(&r.params, "UserName"))
+                {
+                    self.fixtures.created_by_request.push(name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The values a response may echo, with the placeholders snapshots show for them.
     fn names(&self, case: &Case) -> Vec<(String, String)> {
         let mut names = vec![(self.unknown_user(), "{unknown-user}".to_string())];
-        // Messages echo these two members; other generated values are never echoed.
+        // Responses echo these members; other generated values never are.
         for (name, value) in &case.params {
             if let Value::Text(text) = value
-                && matches!(*name, "UserName" | "SSHPublicKeyId")
+                && matches!(*name, "UserName" | "SSHPublicKeyId" | "SSHPublicKeyBody")
                 && !text.is_empty()
             {
                 names.push((text.clone(), format!("{{{name}}}")));
             }
         }
-        for (i, (user, keys)) in self
-            .fixtures
-            .users
-            .iter()
-            .zip(&self.fixtures.keys)
-            .enumerate()
-        {
+        let fixtures = &self.fixtures;
+        for (i, user) in fixtures.users.iter().enumerate() {
             names.push((user.clone(), format!("{{user{i}}}")));
-            for (j, id) in keys.iter().enumerate() {
+            for (j, (id, body)) in fixtures.keys[i].iter().zip(&fixtures.bodies[i]).enumerate() {
                 names.push((id.clone(), format!("{{user{i}.key{j}}}")));
+                let rsa = RsaKey::parse(body).expect("fixture bodies parse");
+                names.push((rsa.to_ssh(), format!("{{user{i}.key{j} as SSH}}")));
+                names.push((rsa.to_pem(), format!("{{user{i}.key{j} as PEM}}")));
             }
         }
         names
@@ -708,18 +757,37 @@ async fn check_state(
     Ok(())
 }
 
-/// Deletes what the case created, keys first. Failures are ignored: a target
-/// that cannot delete has been reported by the checks already.
+/// Deletes what the case created: every key of its users (whoever uploaded
+/// it, the fixtures or the request), then the users. Failures are ignored: a
+/// target that cannot delete has been reported by the checks already.
 async fn clean_up(client: &Client, fixtures: &Fixtures) {
-    for (user, keys) in fixtures.users.iter().zip(&fixtures.keys) {
-        for id in keys {
-            let _ = client
-                .send(
-                    &Request::new(Operation::DeleteSSHPublicKey)
-                        .with("UserName", user)
-                        .with("SSHPublicKeyId", id),
-                )
-                .await;
+    let none = Vec::new();
+    let users = fixtures.users.iter().zip(&fixtures.keys);
+    let created = fixtures.created_by_request.iter().map(|u| (u, &none));
+    for (user, known) in users.chain(created) {
+        let list = Request::new(Operation::ListSSHPublicKeys).with("UserName", user);
+        let mut ids: Vec<String> = match client.send(&list).await {
+            Ok(r) => r
+                .xml()
+                .and_then(|x| x.at("ListSSHPublicKeysResult/SSHPublicKeys"))
+                .map(|keys| {
+                    keys.children
+                        .iter()
+                        .filter_map(|m| m.text_at("SSHPublicKeyId"))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        ids.extend(known.iter().filter(|id| !id.is_empty()).cloned());
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let delete = Request::new(Operation::DeleteSSHPublicKey)
+                .with("UserName", user)
+                .with("SSHPublicKeyId", id);
+            let _ = client.send(&delete).await;
         }
         let _ = client
             .send(&Request::new(Operation::DeleteUser).with("UserName", user))

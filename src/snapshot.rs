@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::keys;
 use crate::oracle::Provenance;
 use crate::runner::Observed;
 use crate::suite::{Case, CaseClass, Value};
@@ -68,6 +69,12 @@ pub fn golden(class: &CaseClass, case: &Case, observed: &Observed) -> Golden {
                     Value::User(i) => format!("{{user{i}}}"),
                     Value::UnknownUser => "{unknown-user}".to_string(),
                     Value::Key { user, .. } => format!("{{a key of user{user}}}"),
+                    Value::KeyBody { user, comment, .. } => match comment {
+                        None => format!("{{the body of a key of user{user}}}"),
+                        Some(_) => {
+                            format!("{{the material of a key of user{user}, another comment}}")
+                        }
+                    },
                 };
                 (name.to_string(), shown)
             })
@@ -101,21 +108,51 @@ fn redact(el: &Element, header_id: Option<&str>, names: &[(String, String)]) -> 
         .iter()
         .map(|c| redact(c, header_id, names))
         .collect();
-    if !out.children.is_empty() {
+    // A fingerprint is checked against the body beside it.
+    if let (Some(print), Some(body)) = (el.text_at("Fingerprint"), el.text_at("SSHPublicKeyBody"))
+        && keys::fingerprint_of(body).as_deref() == Some(print)
+        && let Some(leaf) = out.children.iter_mut().find(|c| c.name == "Fingerprint")
+    {
+        leaf.text = "[fingerprint of the body]".into();
+    }
+    if !out.children.is_empty() || out.text.starts_with('[') {
         return out;
     }
+    let known = || {
+        names
+            .iter()
+            .find(|(value, _)| value.trim_end() == el.text.trim_end())
+            .map(|(_, p)| p.clone())
+    };
     out.text = match el.name.as_str() {
         "RequestId" if uuid().is_match(&el.text) && Some(el.text.as_str()) == header_id => {
             "[request-id]".into()
         }
         "UploadDate" | "CreateDate" if date().is_match(&el.text) => "[date]".into(),
         "Message" => replace_words(&el.text, names),
-        _ => names
-            .iter()
-            .find(|(value, _)| *value == el.text)
-            .map_or_else(|| el.text.clone(), |(_, placeholder)| placeholder.clone()),
+        "Marker" if !el.text.is_empty() => "[marker]".into(),
+        "SSHPublicKeyId" if known().is_none() && new_id("APKA").is_match(&el.text) => {
+            "[new key id]".into()
+        }
+        "UserId" if new_id("AIDA").is_match(&el.text) => "[user id]".into(),
+        "Arn" => match el.text.rsplit_once(":user/") {
+            Some((account, name)) if account.starts_with("arn:aws:iam::") => {
+                let name = names
+                    .iter()
+                    .find(|(v, _)| v == name)
+                    .map_or(name, |(_, p)| p.as_str());
+                format!("arn:aws:iam::[account]:user/{name}")
+            }
+            _ => el.text.clone(),
+        },
+        _ => known().unwrap_or_else(|| el.text.clone()),
     };
     out
+}
+
+/// An id IAM issues: a four-letter prefix and 16 or 17 upper-case letters and digits.
+fn new_id(prefix: &str) -> Regex {
+    Regex::new(&format!("^{prefix}[A-Z0-9]{{16,17}}$")).expect("valid regex")
 }
 
 /// Replaces each value where it stands as a whole word (between spaces, a

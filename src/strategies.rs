@@ -5,8 +5,11 @@
 //! mixed with weights so that letters and digits dominate as in real names;
 //! proptest's plain regex generation would pick `_` as often as `a-z`.
 
+use base64::Engine;
 use proptest::prelude::*;
 use proptest::string::string_regex;
+
+use crate::keys;
 
 /// The punctuation the user-name pattern allows.
 pub const USER_NAME_PUNCTUATION: &str = "+=,.@_-";
@@ -142,9 +145,137 @@ pub fn status_other_word() -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// A comment for an `ssh-rsa` line: none, a plain one, a user@host, or Latin-1.
+pub fn comment() -> BoxedStrategy<String> {
+    prop_oneof![
+        Just(String::new()),
+        regex("[a-z]{1,12}").prop_map(|c| format!(" {c}")),
+        regex("[a-z]{1,8}@[a-z]{1,8}\\.example").prop_map(|c| format!(" {c}")),
+        proptest::sample::select(vec![" clé", " Jürgen's key", " ñandú ©"])
+            .prop_map(str::to_string),
+    ]
+    .boxed()
+}
+
+/// An `ssh-rsa` line IAM accepts: one of the corpus keys (2048, 3072, 4096 bits) with a comment.
+pub fn rsa_line() -> BoxedStrategy<String> {
+    let mut bodies: Vec<String> = keys::corpus_keys().iter().map(|k| blob_of(k)).collect();
+    bodies.push(blob_of(keys::material("rsa3072.pub")));
+    bodies.push(blob_of(keys::material("rsa4096.pub")));
+    (proptest::sample::select(bodies), comment())
+        .prop_map(|(blob, comment)| format!("ssh-rsa {blob}{comment}"))
+        .boxed()
+}
+
+/// The base64 blob field of an OpenSSH line.
+fn blob_of(line: &str) -> String {
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn corpus_blob() -> BoxedStrategy<Vec<u8>> {
+    let blobs: Vec<Vec<u8>> = keys::corpus_keys()
+        .iter()
+        .map(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(blob_of(k))
+                .expect("corpus keys are base64")
+        })
+        .collect();
+    proptest::sample::select(blobs).boxed()
+}
+
+/// A real RSA blob cut short, so the key no longer parses.
+pub fn truncated_key() -> BoxedStrategy<String> {
+    (corpus_blob(), 0.05f64..0.95)
+        .prop_map(|(blob, keep)| {
+            let cut = ((blob.len() as f64) * keep) as usize;
+            format!(
+                "ssh-rsa {}",
+                base64::engine::general_purpose::STANDARD.encode(&blob[..cut])
+            )
+        })
+        .boxed()
+}
+
+/// A real RSA blob under another algorithm's label.
+pub fn relabelled_key() -> BoxedStrategy<String> {
+    (
+        proptest::sample::select(vec!["ssh-dss", "ssh-ed25519", "ecdsa-sha2-nistp256"]),
+        proptest::sample::select(keys::corpus_keys().to_vec()),
+    )
+        .prop_map(|(label, line)| format!("{label} {}", blob_of(line)))
+        .boxed()
+}
+
+/// An `ssh-rsa` line whose base64 has characters outside the alphabet.
+pub fn bad_base64_key() -> BoxedStrategy<String> {
+    (
+        regex("[A-Za-z0-9+/]{8,60}"),
+        regex("[!*#$%&?~]{1,3}"),
+        regex("[A-Za-z0-9+/]{0,20}"),
+    )
+        .prop_map(|(a, bad, b)| format!("ssh-rsa AAAAB3NzaC1yc2E{a}{bad}{b}"))
+        .boxed()
+}
+
+/// An authorized_keys line with an options prefix before the key type.
+pub fn options_prefixed_key() -> BoxedStrategy<String> {
+    (
+        proptest::sample::select(vec![
+            "no-pty",
+            "command=\"/bin/true\"",
+            "from=\"192.0.2.1\"",
+            "restrict",
+        ]),
+        proptest::sample::select(keys::corpus_keys().to_vec()),
+    )
+        .prop_map(|(options, line)| format!("{options} {line}"))
+        .boxed()
+}
+
+/// Text that is no key encoding at all.
+pub fn garbage_key() -> BoxedStrategy<String> {
+    regex("[A-Za-z0-9 .,:;=+/]{1,120}")
+        .prop_filter("not a key prefix", |s| {
+            let t = s.trim_start();
+            !t.starts_with("ssh-") && !t.starts_with("ecdsa-") && !t.trim().is_empty()
+        })
+        .boxed()
+}
+
+/// A valid key line padded with a comment to more than 16384 characters.
+pub fn oversized_key() -> BoxedStrategy<String> {
+    (
+        proptest::sample::select(keys::corpus_keys().to_vec()),
+        16385usize..=17000,
+    )
+        .prop_map(|(line, len)| {
+            let mut body = format!("{line} ");
+            while body.chars().count() < len {
+                body.push('x');
+            }
+            body
+        })
+        .boxed()
+}
+
+/// A valid key line with a character outside `[\t\n\r\u0020-\u00FF]` in its comment.
+pub fn key_with_forbidden_char() -> BoxedStrategy<String> {
+    (
+        proptest::sample::select(keys::corpus_keys().to_vec()),
+        proptest::sample::select(vec!['\u{1}', '\u{8}', '\u{1b}', '\u{100}', 'Ж', '€', '😀']),
+    )
+        .prop_map(|(line, c)| format!("{line} key{c}"))
+        .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::{KeyError, RsaKey};
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
 
@@ -192,6 +323,36 @@ mod tests {
                 !["Active", "Inactive", "Expired"].contains(&s.as_str()),
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn key_bodies_are_what_they_claim() {
+        for s in samples(rsa_line()) {
+            assert!(RsaKey::parse(&s).is_ok(), "{s}");
+        }
+        for s in samples(truncated_key())
+            .into_iter()
+            .chain(samples(relabelled_key()))
+            .chain(samples(bad_base64_key()))
+        {
+            assert!(
+                matches!(RsaKey::parse(&s), Err(KeyError::Malformed(_))),
+                "{s}"
+            );
+        }
+        for s in samples(garbage_key())
+            .into_iter()
+            .chain(samples(options_prefixed_key()))
+        {
+            assert_eq!(RsaKey::parse(&s), Err(KeyError::Unrecognized), "{s}");
+        }
+        for s in samples(oversized_key()) {
+            assert!(s.chars().count() > 16384);
+        }
+        let re = regex::Regex::new("^[\t\n\r\u{20}-\u{ff}]+$").unwrap();
+        for s in samples(key_with_forbidden_char()) {
+            assert!(!re.is_match(&s), "{s:?}");
         }
     }
 

@@ -11,9 +11,10 @@ use proptest::prelude::*;
 use serde::Serialize;
 
 use crate::check::Level;
+use crate::keys;
 use crate::oracle::Provenance;
 use crate::spec::Operation;
-use crate::strategies::{self, Forbidden};
+use crate::strategies;
 
 /// A member value of the request under test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -26,6 +27,13 @@ pub enum Value {
     UnknownUser,
     /// The id of key `key` of set-up user `user`.
     Key { user: usize, key: usize },
+    /// The key material of key `key` of set-up user `user`, as uploaded or,
+    /// with a comment, as an `ssh-rsa` line with that comment.
+    KeyBody {
+        user: usize,
+        key: usize,
+        comment: Option<String>,
+    },
 }
 
 /// A user to create before the request, with its keys.
@@ -41,6 +49,8 @@ pub struct UserSetup {
 pub struct KeySetup {
     pub status: &'static str,
     pub deleted: bool,
+    /// Upload it PEM-encoded rather than as an `ssh-rsa` line.
+    pub pem: bool,
 }
 
 impl KeySetup {
@@ -48,6 +58,7 @@ impl KeySetup {
         KeySetup {
             status,
             deleted: false,
+            pem: false,
         }
     }
 }
@@ -91,21 +102,53 @@ impl std::fmt::Debug for CaseClass {
 
 const STATUSES: [&str; 2] = ["Active", "Inactive"];
 
-fn text(s: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Option<Value>> {
+type Member = BoxedStrategy<Option<Value>>;
+type Setup = BoxedStrategy<Vec<UserSetup>>;
+
+fn text(s: impl Strategy<Value = String> + 'static) -> Member {
     s.prop_map(|v| Some(Value::Text(v))).boxed()
 }
 
-fn lit(s: &'static str) -> BoxedStrategy<Option<Value>> {
+fn lit(s: &'static str) -> Member {
     Just(Some(Value::Text(s.to_string()))).boxed()
 }
 
-fn absent() -> BoxedStrategy<Option<Value>> {
+fn absent() -> Member {
     Just(None).boxed()
 }
 
-/// One user with 0 to 2 keys of any status (so that lookups have company).
-fn one_user() -> BoxedStrategy<Vec<UserSetup>> {
-    proptest::collection::vec(proptest::sample::select(&STATUSES[..]), 0..=2)
+fn user(i: usize) -> Member {
+    Just(Some(Value::User(i))).boxed()
+}
+
+fn unknown_user() -> Member {
+    Just(Some(Value::UnknownUser)).boxed()
+}
+
+fn key(user: usize, key: usize) -> Member {
+    Just(Some(Value::Key { user, key })).boxed()
+}
+
+fn no_users() -> Setup {
+    Just(vec![]).boxed()
+}
+
+/// Users as given, each with keys of the given statuses.
+fn users(keys: &[&[&'static str]]) -> Setup {
+    Just(
+        keys.iter()
+            .map(|statuses| UserSetup {
+                name_len: None,
+                keys: statuses.iter().map(|s| KeySetup::with_status(s)).collect(),
+            })
+            .collect(),
+    )
+    .boxed()
+}
+
+/// One user with keys of random statuses, their number in `n`.
+fn user_with_keys(n: std::ops::RangeInclusive<usize>) -> Setup {
+    proptest::collection::vec(proptest::sample::select(&STATUSES[..]), n)
         .prop_map(|statuses| {
             vec![UserSetup {
                 name_len: None,
@@ -115,27 +158,41 @@ fn one_user() -> BoxedStrategy<Vec<UserSetup>> {
         .boxed()
 }
 
-/// An UpdateSSHPublicKey case from member strategies and a setup.
-fn update(
-    users: BoxedStrategy<Vec<UserSetup>>,
-    user_name: BoxedStrategy<Option<Value>>,
-    key_id: BoxedStrategy<Option<Value>>,
-    status: BoxedStrategy<Option<Value>>,
+/// One user with 0 to 2 keys of any status (so that lookups have company).
+fn one_user() -> Setup {
+    user_with_keys(0..=2)
+}
+
+/// A case of `op` from a setup and member strategies (an absent member is left out).
+fn request(
+    op: Operation,
+    setup: Setup,
+    members: Vec<(&'static str, Member)>,
 ) -> BoxedStrategy<Case> {
-    (users, user_name, key_id, status)
-        .prop_map(|(users, user_name, key_id, status)| Case {
+    let (names, values): (Vec<_>, Vec<_>) = members.into_iter().unzip();
+    (setup, values)
+        .prop_map(move |(users, values)| Case {
             users,
-            operation: Operation::UpdateSSHPublicKey,
-            params: [
-                ("UserName", user_name),
-                ("SSHPublicKeyId", key_id),
-                ("Status", status),
-            ]
-            .into_iter()
-            .filter_map(|(name, v)| v.map(|v| (name, v)))
-            .collect(),
+            operation: op,
+            params: names
+                .iter()
+                .zip(values)
+                .filter_map(|(name, v)| v.map(|v| (*name, v)))
+                .collect(),
         })
         .boxed()
+}
+
+fn update(setup: Setup, user_name: Member, key_id: Member, status: Member) -> BoxedStrategy<Case> {
+    request(
+        Operation::UpdateSSHPublicKey,
+        setup,
+        vec![
+            ("UserName", user_name),
+            ("SSHPublicKeyId", key_id),
+            ("Status", status),
+        ],
+    )
 }
 
 /// Update of key `target` of a user with 1 to 3 keys, from `from` to `to`.
@@ -175,77 +232,123 @@ fn update_existing(
         .boxed()
 }
 
-fn existing_key() -> BoxedStrategy<(Vec<UserSetup>, Option<Value>, Option<Value>)> {
+/// One user with one key of a random status.
+fn one_key() -> Setup {
     proptest::sample::select(&STATUSES[..])
         .prop_map(|status| {
-            (
-                vec![UserSetup {
-                    name_len: None,
-                    keys: vec![KeySetup::with_status(status)],
-                }],
-                Some(Value::User(0)),
-                Some(Value::Key { user: 0, key: 0 }),
-            )
+            vec![UserSetup {
+                name_len: None,
+                keys: vec![KeySetup::with_status(status)],
+            }]
         })
         .boxed()
 }
 
 /// A valid Status value.
-fn any_status() -> BoxedStrategy<Option<Value>> {
-    proptest::sample::select(&STATUSES[..])
-        .prop_map(|s| Some(Value::Text(s.to_string())))
-        .boxed()
+fn any_status() -> Member {
+    text(proptest::sample::select(&STATUSES[..]).prop_map(str::to_string))
 }
 
-fn some_key_id() -> BoxedStrategy<Option<Value>> {
+fn some_key_id() -> Member {
     text(prop_oneof![
         strategies::aws_key_id(),
         strategies::key_id_of_len(20..=128)
     ])
 }
 
-/// An update where only the status is generated, against an existing key.
-fn update_status(status: BoxedStrategy<Option<Value>>) -> BoxedStrategy<Case> {
-    (existing_key(), status)
-        .prop_map(|((users, user, key), status)| Case {
-            users,
-            operation: Operation::UpdateSSHPublicKey,
-            params: [
-                ("UserName", user),
-                ("SSHPublicKeyId", key),
-                ("Status", status),
-            ]
-            .into_iter()
-            .filter_map(|(n, v)| v.map(|v| (n, v)))
-            .collect(),
-        })
-        .boxed()
-}
-
-/// An update where only the user name is generated (no setup needed: validation comes first).
-fn update_user_name(name: BoxedStrategy<Option<Value>>) -> BoxedStrategy<Case> {
-    update(Just(vec![]).boxed(), name, some_key_id(), any_status())
-}
-
-/// An update where only the key id is generated, for an existing user.
-fn update_key_id(key: BoxedStrategy<Option<Value>>) -> BoxedStrategy<Case> {
-    update(
-        one_user(),
-        Just(Some(Value::User(0))).boxed(),
-        key,
-        any_status(),
-    )
-}
-
-fn too_long_name() -> BoxedStrategy<Option<Value>> {
+fn too_long_name() -> Member {
     text(strategies::user_name(65..=128))
 }
 
-fn wrong_status() -> BoxedStrategy<Option<Value>> {
+fn wrong_status() -> Member {
     text(prop_oneof![
         strategies::status_wrong_case(),
         strategies::status_other_word()
     ])
+}
+
+fn short_key_id() -> Member {
+    text(strategies::key_id_of_len(1..=19))
+}
+
+fn wrong_encoding() -> Member {
+    text(
+        prop_oneof![
+            proptest::sample::select(vec![
+                "ssh", "pem", "Ssh", "SSH2", "RSA", "OpenSSH", "DER", "PEM "
+            ])
+            .prop_map(str::to_string),
+            strategies::status_other_word(),
+        ]
+        .prop_filter("not an encoding", |s| s != "SSH" && s != "PEM"),
+    )
+}
+
+fn any_encoding() -> Member {
+    text(proptest::sample::select(vec!["SSH", "PEM"]).prop_map(str::to_string))
+}
+
+fn upload(setup: Setup, user_name: Member, body: Member) -> BoxedStrategy<Case> {
+    request(
+        Operation::UploadSSHPublicKey,
+        setup,
+        vec![("UserName", user_name), ("SSHPublicKeyBody", body)],
+    )
+}
+
+/// Upload of a body from `body` for a user with no keys.
+fn upload_body(body: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Case> {
+    upload(users(&[&[]]), user(0), text(body))
+}
+
+fn get(setup: Setup, user_name: Member, key_id: Member, encoding: Member) -> BoxedStrategy<Case> {
+    request(
+        Operation::GetSSHPublicKey,
+        setup,
+        vec![
+            ("UserName", user_name),
+            ("SSHPublicKeyId", key_id),
+            ("Encoding", encoding),
+        ],
+    )
+}
+
+fn list(setup: Setup, user_name: Member, marker: Member, max_items: Member) -> BoxedStrategy<Case> {
+    request(
+        Operation::ListSSHPublicKeys,
+        setup,
+        vec![
+            ("UserName", user_name),
+            ("Marker", marker),
+            ("MaxItems", max_items),
+        ],
+    )
+}
+
+fn delete(setup: Setup, user_name: Member, key_id: Member) -> BoxedStrategy<Case> {
+    request(
+        Operation::DeleteSSHPublicKey,
+        setup,
+        vec![("UserName", user_name), ("SSHPublicKeyId", key_id)],
+    )
+}
+
+fn user_op(op: Operation, setup: Setup, user_name: Member) -> BoxedStrategy<Case> {
+    request(op, setup, vec![("UserName", user_name)])
+}
+
+/// A key uploaded PEM-encoded, read back with an encoding.
+fn pem_uploaded(encoding: &'static str) -> BoxedStrategy<Case> {
+    let setup = Just(vec![UserSetup {
+        name_len: None,
+        keys: vec![KeySetup {
+            status: "Active",
+            deleted: false,
+            pem: true,
+        }],
+    }])
+    .boxed();
+    get(setup, user(0), key(0, 0), lit(encoding))
 }
 
 macro_rules! class {
@@ -263,304 +366,338 @@ macro_rules! class {
 }
 
 /// Every case class, in report order.
+#[rustfmt::skip]
 pub fn catalogue() -> &'static [CaseClass] {
+    use strategies::Forbidden::*;
     static CLASSES: &[CaseClass] = &[
-        class!(
-            "update.ok.deactivate",
-            UpdateSSHPublicKey,
-            Shape,
-            Live / Live,
+        // UpdateSSHPublicKey
+        class!("update.ok.deactivate", UpdateSSHPublicKey, Shape, Live / Live,
             "an Active key set to Inactive; only that key changes",
-            update_existing("Active", "Inactive", None)
-        ),
-        class!(
-            "update.ok.reactivate",
-            UpdateSSHPublicKey,
-            Shape,
-            Doc / Doc,
+            update_existing("Active", "Inactive", None)),
+        class!("update.ok.reactivate", UpdateSSHPublicKey, Shape, Doc / Doc,
             "an Inactive key set to Active",
-            update_existing("Inactive", "Active", None)
-        ),
-        class!(
-            "update.ok.same_status",
-            UpdateSSHPublicKey,
-            Shape,
-            Inferred / Inferred,
+            update_existing("Inactive", "Active", None)),
+        class!("update.ok.same_status", UpdateSSHPublicKey, Shape, Inferred / Inferred,
             "a key set to the status it already has (a no-op)",
-            prop_oneof![
-                update_existing("Active", "Active", None),
-                update_existing("Inactive", "Inactive", None),
-            ]
-            .boxed()
-        ),
-        class!(
-            "update.ok.user_name_max_length",
-            UpdateSSHPublicKey,
-            Shape,
-            Live / Live,
+            prop_oneof![update_existing("Active", "Active", None), update_existing("Inactive", "Inactive", None)].boxed()),
+        class!("update.ok.user_name_max_length", UpdateSSHPublicKey, Shape, Live / Live,
             "a user name of exactly 64 characters",
-            update_existing("Active", "Inactive", Some(64))
-        ),
-        class!(
-            "update.status.expired",
-            UpdateSSHPublicKey,
-            Messages,
-            Inferred / Inferred,
+            update_existing("Active", "Inactive", Some(64))),
+        class!("update.status.expired", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "Status=Expired: in the enum since 2025-06-30, refused with InvalidInput",
-            update_status(lit("Expired"))
-        ),
-        class!(
-            "update.status.wrong_case",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_key(), user(0), key(0, 0), lit("Expired"))),
+        class!("update.status.wrong_case", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a valid status in another letter case (active, INACTIVE)",
-            update_status(text(strategies::status_wrong_case()))
-        ),
-        class!(
-            "update.status.not_in_enum",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_key(), user(0), key(0, 0), text(strategies::status_wrong_case()))),
+        class!("update.status.not_in_enum", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a status that is another word",
-            update_status(text(strategies::status_other_word()))
-        ),
-        class!(
-            "update.status.empty",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_key(), user(0), key(0, 0), text(strategies::status_other_word()))),
+        class!("update.status.empty", UpdateSSHPublicKey, Messages, Model / Inferred,
             "an empty Status",
-            update_status(lit(""))
-        ),
-        class!(
-            "update.status.missing",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_key(), user(0), key(0, 0), lit(""))),
+        class!("update.status.missing", UpdateSSHPublicKey, Messages, Model / Inferred,
             "no Status member",
-            update_status(absent())
-        ),
-        class!(
-            "update.user_name.empty",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_key(), user(0), key(0, 0), absent())),
+        class!("update.user_name.empty", UpdateSSHPublicKey, Messages, Model / Inferred,
             "an empty UserName",
-            update_user_name(lit(""))
-        ),
-        class!(
-            "update.user_name.too_long",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), lit(""), some_key_id(), any_status())),
+        class!("update.user_name.too_long", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName of 65 to 128 valid characters",
-            update_user_name(too_long_name())
-        ),
-        class!(
-            "update.user_name.space",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), too_long_name(), some_key_id(), any_status())),
+        class!("update.user_name.space", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName with a space",
-            update_user_name(text(strategies::user_name_with(Forbidden::Space)))
-        ),
-        class!(
-            "update.user_name.slash",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), text(strategies::user_name_with(Space)), some_key_id(), any_status())),
+        class!("update.user_name.slash", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName with a slash or backslash",
-            update_user_name(text(strategies::user_name_with(Forbidden::Slash)))
-        ),
-        class!(
-            "update.user_name.non_ascii",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), text(strategies::user_name_with(Slash)), some_key_id(), any_status())),
+        class!("update.user_name.non_ascii", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName with a non-ASCII letter (AWS's \\w is ASCII)",
-            update_user_name(text(strategies::user_name_with(Forbidden::NonAsciiLetter)))
-        ),
-        class!(
-            "update.user_name.control",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), text(strategies::user_name_with(NonAsciiLetter)), some_key_id(), any_status())),
+        class!("update.user_name.control", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName with a control character",
-            update_user_name(text(strategies::user_name_with(Forbidden::Control)))
-        ),
-        class!(
-            "update.user_name.punctuation",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), text(strategies::user_name_with(Control)), some_key_id(), any_status())),
+        class!("update.user_name.punctuation", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName with punctuation outside +=,.@_-",
-            update_user_name(text(strategies::user_name_with(Forbidden::Punctuation)))
-        ),
-        class!(
-            "update.user_name.missing",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), text(strategies::user_name_with(Punctuation)), some_key_id(), any_status())),
+        class!("update.user_name.missing", UpdateSSHPublicKey, Messages, Model / Inferred,
             "no UserName member",
-            update_user_name(absent())
-        ),
-        class!(
-            "update.user_name.unknown",
-            UpdateSSHPublicKey,
-            Messages,
-            Inferred / Inferred,
+            update(no_users(), absent(), some_key_id(), any_status())),
+        class!("update.user_name.unknown", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "a well-formed UserName that no user has",
-            update_user_name(Just(Some(Value::UnknownUser)).boxed())
-        ),
-        class!(
-            "update.key_id.too_short",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), unknown_user(), some_key_id(), any_status())),
+        class!("update.key_id.too_short", UpdateSSHPublicKey, Messages, Model / Inferred,
             "an SSHPublicKeyId of 1 to 19 characters",
-            update_key_id(text(strategies::key_id_of_len(1..=19)))
-        ),
-        class!(
-            "update.key_id.too_long",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_user(), user(0), short_key_id(), any_status())),
+        class!("update.key_id.too_long", UpdateSSHPublicKey, Messages, Model / Inferred,
             "an SSHPublicKeyId of 129 to 160 characters",
-            update_key_id(text(strategies::key_id_of_len(129..=160)))
-        ),
-        class!(
-            "update.key_id.forbidden_char",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_user(), user(0), text(strategies::key_id_of_len(129..=160)), any_status())),
+        class!("update.key_id.forbidden_char", UpdateSSHPublicKey, Messages, Model / Inferred,
             "an SSHPublicKeyId with a character outside [\\w]",
-            update_key_id(text(strategies::key_id_with_forbidden_char()))
-        ),
-        class!(
-            "update.key_id.empty",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_user(), user(0), text(strategies::key_id_with_forbidden_char()), any_status())),
+        class!("update.key_id.empty", UpdateSSHPublicKey, Messages, Model / Inferred,
             "an empty SSHPublicKeyId: pattern and length both fail",
-            update_key_id(lit(""))
-        ),
-        class!(
-            "update.key_id.missing",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(one_user(), user(0), lit(""), any_status())),
+        class!("update.key_id.missing", UpdateSSHPublicKey, Messages, Model / Inferred,
             "no SSHPublicKeyId member",
-            update_key_id(absent())
-        ),
-        class!(
-            "update.key_id.unknown",
-            UpdateSSHPublicKey,
-            Messages,
-            Live / Live,
+            update(one_user(), user(0), absent(), any_status())),
+        class!("update.key_id.unknown", UpdateSSHPublicKey, Messages, Live / Live,
             "a well-formed SSHPublicKeyId that no key has, for an existing user",
-            update_key_id(some_key_id())
-        ),
-        class!(
-            "update.key_id.of_other_user",
-            UpdateSSHPublicKey,
-            Messages,
-            Inferred / Inferred,
+            update(one_user(), user(0), some_key_id(), any_status())),
+        class!("update.key_id.of_other_user", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "the id of another user's key",
-            update(
-                Just(vec![
-                    UserSetup::default(),
-                    UserSetup {
-                        name_len: None,
-                        keys: vec![KeySetup::with_status("Active")]
-                    },
-                ])
-                .boxed(),
-                Just(Some(Value::User(0))).boxed(),
-                Just(Some(Value::Key { user: 1, key: 0 })).boxed(),
-                any_status(),
-            )
-        ),
-        class!(
-            "update.key_id.deleted",
-            UpdateSSHPublicKey,
-            Messages,
-            Live / Live,
+            update(users(&[&[], &["Active"]]), user(0), key(1, 0), any_status())),
+        class!("update.key_id.deleted", UpdateSSHPublicKey, Messages, Live / Live,
             "the id of a key that was uploaded and deleted",
             update(
-                Just(vec![UserSetup {
-                    name_len: None,
-                    keys: vec![KeySetup {
-                        status: "Active",
-                        deleted: true
-                    }],
-                }])
-                .boxed(),
-                Just(Some(Value::User(0))).boxed(),
-                Just(Some(Value::Key { user: 0, key: 0 })).boxed(),
-                any_status(),
-            )
-        ),
-        class!(
-            "update.unknown_user_and_key",
-            UpdateSSHPublicKey,
-            Messages,
-            Inferred / Inferred,
+                Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active", deleted: true, pem: false }] }]).boxed(),
+                user(0), key(0, 0), any_status())),
+        class!("update.unknown_user_and_key", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "neither the user nor the key exists: the user is named",
-            update_user_name(Just(Some(Value::UnknownUser)).boxed())
-                .prop_map(|mut c| {
-                    c.params[1].1 = Value::Text("APKAXXXXXXXXXXXXXXXXX".into());
-                    c
-                })
-                .boxed()
-        ),
-        class!(
-            "update.multi.name_and_status",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), unknown_user(), lit("APKAXXXXXXXXXXXXXXXXX"), any_status())),
+        class!("update.multi.name_and_status", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a too-long UserName and a wrong Status: two items",
-            update(
-                Just(vec![]).boxed(),
-                too_long_name(),
-                some_key_id(),
-                wrong_status()
-            )
-        ),
-        class!(
-            "update.multi.all_invalid",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), too_long_name(), some_key_id(), wrong_status())),
+        class!("update.multi.all_invalid", UpdateSSHPublicKey, Messages, Model / Inferred,
             "all three members invalid: three items",
-            update(
-                Just(vec![]).boxed(),
-                too_long_name(),
-                text(strategies::key_id_of_len(1..=19)),
-                wrong_status()
-            )
-        ),
-        class!(
-            "update.multi.all_missing",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), too_long_name(), short_key_id(), wrong_status())),
+        class!("update.multi.all_missing", UpdateSSHPublicKey, Messages, Model / Inferred,
             "no members at all: three 'must not be null' items",
-            update(Just(vec![]).boxed(), absent(), absent(), absent())
-        ),
-        class!(
-            "update.multi.bad_chars_and_status",
-            UpdateSSHPublicKey,
-            Messages,
-            Model / Inferred,
+            update(no_users(), absent(), absent(), absent())),
+        class!("update.multi.bad_chars_and_status", UpdateSSHPublicKey, Messages, Model / Inferred,
             "a UserName with a space and a wrong Status: the model's item only",
-            update(
-                Just(vec![]).boxed(),
-                text(strategies::user_name_with(Forbidden::Space)),
-                some_key_id(),
-                wrong_status()
-            )
-        ),
+            update(no_users(), text(strategies::user_name_with(Space)), some_key_id(), wrong_status())),
+
+        // UploadSSHPublicKey
+        class!("upload.ok.rsa", UploadSSHPublicKey, Shape, Live / Live,
+            "an ssh-rsa line of 2048, 3072 or 4096 bits, with or without a comment",
+            upload_body(strategies::rsa_line())),
+        class!("upload.ok.pem", UploadSSHPublicKey, Shape, Live / Live,
+            "an RSA key as PEM SubjectPublicKeyInfo",
+            upload_body(Just(keys::material("rsa2048-1.pkcs8.pem").to_string()))),
+        class!("upload.ok.trailing_newline", UploadSSHPublicKey, Shape, Live / Live,
+            "an ssh-rsa line ending in LF or CRLF",
+            upload_body((strategies::rsa_line(), proptest::sample::select(vec!["\n", "\r\n"])).prop_map(|(l, e)| format!("{l}{e}")))),
+        class!("upload.ok.second_key", UploadSSHPublicKey, Shape, Live / Live,
+            "another key for a user who has 1 to 4",
+            upload(user_with_keys(1..=4), user(0), text(Just(keys::material("rsa4096.pub").to_string())))),
+        class!("upload.ok.same_key_other_user", UploadSSHPublicKey, Shape, Live / Live,
+            "a key another user already has (duplicates are per user)",
+            upload(users(&[&[], &["Active"]]), user(0), Just(Some(Value::KeyBody { user: 1, key: 0, comment: None })).boxed())),
+        class!("upload.key.rsa_1024", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "an RSA key of 1024 bits, below the minimum",
+            upload_body(Just(keys::material("rsa1024.pub").to_string()))),
+        class!("upload.key.ed25519", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "an ed25519 key: not ssh-rsa",
+            upload_body(Just(keys::material("ed25519.pub").to_string()))),
+        class!("upload.key.ecdsa", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "an ECDSA P-256 key: not ssh-rsa",
+            upload_body(Just(keys::material("ecdsa256.pub").to_string()))),
+        class!("upload.key.pkcs1_pem", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "an RSA key as PKCS#1 PEM (BEGIN RSA PUBLIC KEY)",
+            upload_body(Just(keys::material("rsa2048-1.pkcs1.pem").to_string()))),
+        class!("upload.key.rfc4716", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "an RSA key in the RFC 4716 (SSH2) format",
+            upload_body(Just(keys::material("rsa2048-1.rfc4716").to_string()))),
+        class!("upload.key.x509_certificate", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "an X.509 certificate instead of a public key",
+            upload_body(Just(keys::material("x509-rsa2048.crt").to_string()))),
+        class!("upload.key.garbage", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "text that is no key at all",
+            upload_body(strategies::garbage_key())),
+        class!("upload.key.bad_base64", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "an ssh-rsa line whose base64 is broken",
+            upload_body(strategies::bad_base64_key())),
+        class!("upload.key.truncated", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "a real RSA blob cut short",
+            upload_body(strategies::truncated_key())),
+        class!("upload.key.relabelled", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "a real RSA blob under another type label",
+            upload_body(strategies::relabelled_key())),
+        class!("upload.key.options_prefix", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "an authorized_keys line with options before the key type",
+            upload_body(strategies::options_prefixed_key())),
+        class!("upload.body.too_long", UploadSSHPublicKey, Messages, Model / Inferred,
+            "a body of more than 16384 characters",
+            upload_body(strategies::oversized_key())),
+        class!("upload.body.forbidden_char", UploadSSHPublicKey, Messages, Model / Inferred,
+            "a body with a character outside [\\t\\n\\r\\u0020-\\u00FF]",
+            upload_body(strategies::key_with_forbidden_char())),
+        class!("upload.body.empty", UploadSSHPublicKey, Messages, Model / Inferred,
+            "an empty SSHPublicKeyBody: pattern and length both fail",
+            upload(users(&[&[]]), user(0), lit(""))),
+        class!("upload.body.missing", UploadSSHPublicKey, Messages, Model / Inferred,
+            "no SSHPublicKeyBody member",
+            upload(users(&[&[]]), user(0), absent())),
+        class!("upload.user_name.unknown", UploadSSHPublicKey, Messages, Inferred / Inferred,
+            "a valid key for a user that does not exist",
+            upload(no_users(), unknown_user(), text(strategies::rsa_line()))),
+        class!("upload.user_name.too_long", UploadSSHPublicKey, Messages, Model / Inferred,
+            "a UserName of 65 to 128 characters",
+            upload(no_users(), too_long_name(), text(strategies::rsa_line()))),
+        class!("upload.user_name.non_ascii", UploadSSHPublicKey, Messages, Model / Inferred,
+            "a UserName with a non-ASCII letter",
+            upload(no_users(), text(strategies::user_name_with(NonAsciiLetter)), text(strategies::rsa_line()))),
+        class!("upload.user_name.missing", UploadSSHPublicKey, Messages, Model / Inferred,
+            "no UserName member",
+            upload(no_users(), absent(), text(strategies::rsa_line()))),
+        class!("upload.duplicate.same_body", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "the same key again for the same user",
+            upload(users(&[&["Active"]]), user(0), Just(Some(Value::KeyBody { user: 0, key: 0, comment: None })).boxed())),
+        class!("upload.duplicate.other_comment", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "the same key material with another comment for the same user",
+            upload(users(&[&["Active"]]), user(0),
+                strategies::comment().prop_map(|c| Some(Value::KeyBody { user: 0, key: 0, comment: Some(format!("{c} again")) })).boxed())),
+        class!("upload.duplicate.inactive", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "the same key again while the first copy is Inactive",
+            upload(users(&[&["Inactive"]]), user(0), Just(Some(Value::KeyBody { user: 0, key: 0, comment: None })).boxed())),
+        class!("upload.limit.sixth_key", UploadSSHPublicKey, Messages, Doc / Inferred,
+            "a sixth key: the quota is five per user",
+            upload(user_with_keys(5..=5), user(0), text(Just(keys::material("rsa3072.pub").to_string())))),
+        class!("upload.multi.name_and_body", UploadSSHPublicKey, Messages, Model / Inferred,
+            "a too-long UserName and a too-long body: two items",
+            upload(no_users(), too_long_name(), text(strategies::oversized_key()))),
+
+        // GetSSHPublicKey
+        class!("get.ok.ssh", GetSSHPublicKey, Shape, Live / Live,
+            "a key read as SSH: type and base64, the comment stripped",
+            get(user_with_keys(1..=3), user(0), key(0, 0), lit("SSH"))),
+        class!("get.ok.pem", GetSSHPublicKey, Shape, Doc / Doc,
+            "a key read as PEM SubjectPublicKeyInfo",
+            get(user_with_keys(1..=3), user(0), key(0, 0), lit("PEM"))),
+        class!("get.ok.pem_upload_as_ssh", GetSSHPublicKey, Shape, Live / Live,
+            "a key uploaded as PEM, read as SSH",
+            pem_uploaded("SSH")),
+        class!("get.ok.pem_upload_as_pem", GetSSHPublicKey, Shape, Doc / Doc,
+            "a key uploaded as PEM, read as PEM",
+            pem_uploaded("PEM")),
+        class!("get.encoding.wrong", GetSSHPublicKey, Messages, Model / Inferred,
+            "an Encoding outside SSH and PEM (ssh, RSA, ...)",
+            get(one_key(), user(0), key(0, 0), wrong_encoding())),
+        class!("get.encoding.empty", GetSSHPublicKey, Messages, Model / Inferred,
+            "an empty Encoding",
+            get(one_key(), user(0), key(0, 0), lit(""))),
+        class!("get.encoding.missing", GetSSHPublicKey, Messages, Model / Inferred,
+            "no Encoding member",
+            get(one_key(), user(0), key(0, 0), absent())),
+        class!("get.key_id.unknown", GetSSHPublicKey, Messages, Live / Live,
+            "a well-formed id that no key has",
+            get(one_user(), user(0), some_key_id(), any_encoding())),
+        class!("get.key_id.of_other_user", GetSSHPublicKey, Messages, Inferred / Inferred,
+            "the id of another user's key",
+            get(users(&[&[], &["Active"]]), user(0), key(1, 0), any_encoding())),
+        class!("get.key_id.deleted", GetSSHPublicKey, Messages, Live / Live,
+            "the id of a deleted key",
+            get(Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active", deleted: true, pem: false }] }]).boxed(),
+                user(0), key(0, 0), any_encoding())),
+        class!("get.key_id.too_short", GetSSHPublicKey, Messages, Model / Inferred,
+            "an id of 1 to 19 characters",
+            get(one_user(), user(0), short_key_id(), any_encoding())),
+        class!("get.key_id.forbidden_char", GetSSHPublicKey, Messages, Model / Inferred,
+            "an id with a character outside [\\w]",
+            get(one_user(), user(0), text(strategies::key_id_with_forbidden_char()), any_encoding())),
+        class!("get.user_name.unknown", GetSSHPublicKey, Messages, Inferred / Inferred,
+            "a user that does not exist",
+            get(no_users(), unknown_user(), some_key_id(), any_encoding())),
+        class!("get.user_name.too_long", GetSSHPublicKey, Messages, Model / Inferred,
+            "a UserName of 65 to 128 characters",
+            get(no_users(), too_long_name(), some_key_id(), any_encoding())),
+        class!("get.user_name.punctuation", GetSSHPublicKey, Messages, Model / Inferred,
+            "a UserName with punctuation outside +=,.@_-",
+            get(no_users(), text(strategies::user_name_with(Punctuation)), some_key_id(), any_encoding())),
+        class!("get.multi.all_invalid", GetSSHPublicKey, Messages, Model / Inferred,
+            "all three members invalid: three items",
+            get(no_users(), too_long_name(), short_key_id(), wrong_encoding())),
+
+        // ListSSHPublicKeys
+        class!("list.ok.empty", ListSSHPublicKeys, Shape, Live / Live,
+            "a user with no keys: an empty list, IsTruncated false",
+            list(users(&[&[]]), user(0), absent(), absent())),
+        class!("list.ok.keys", ListSSHPublicKeys, Shape, Live / Live,
+            "a user with 1 to 5 keys: metadata only, no body or fingerprint",
+            list(user_with_keys(1..=5), user(0), absent(), absent())),
+        class!("list.ok.max_items_covers_all", ListSSHPublicKeys, Shape, Model / Model,
+            "MaxItems of at least the number of keys: not truncated",
+            list(user_with_keys(0..=3), user(0), absent(), text((3u32..=1000).prop_map(|n| n.to_string())))),
+        class!("list.ok.truncated", ListSSHPublicKeys, Shape, Model / Model,
+            "MaxItems below the number of keys: truncated, with a Marker",
+            list(user_with_keys(2..=5), user(0), absent(), lit("1"))),
+        class!("list.max_items.zero", ListSSHPublicKeys, Messages, Model / Inferred,
+            "MaxItems=0 or negative",
+            list(users(&[&[]]), user(0), absent(), text((-5i32..=0).prop_map(|n| n.to_string())))),
+        class!("list.max_items.over_1000", ListSSHPublicKeys, Messages, Model / Inferred,
+            "MaxItems above 1000",
+            list(users(&[&[]]), user(0), absent(), text((1001u32..=100_000).prop_map(|n| n.to_string())))),
+        class!("list.max_items.not_a_number", ListSSHPublicKeys, Messages, Inferred / Inferred,
+            "MaxItems that is not an integer",
+            list(users(&[&[]]), user(0), absent(), text(prop_oneof![Just("abc".to_string()), Just("1.5".to_string()), Just("".to_string()), Just("ten".to_string())]))),
+        class!("list.marker.garbage", ListSSHPublicKeys, Messages, Inferred / Inferred,
+            "a Marker that no listing handed out",
+            list(user_with_keys(0..=2), user(0), text(proptest::string::string_regex("[A-Za-z0-9]{8,40}").expect("valid regex")), absent())),
+        class!("list.marker.too_long", ListSSHPublicKeys, Messages, Model / Inferred,
+            "a Marker of more than 320 characters",
+            list(users(&[&[]]), user(0), text(proptest::string::string_regex("[A-Za-z0-9]{321,400}").expect("valid regex")), absent())),
+        class!("list.user_name.missing", ListSSHPublicKeys, Messages, Inferred / Inferred,
+            "no UserName with non-user credentials",
+            list(no_users(), absent(), absent(), absent())),
+        class!("list.user_name.unknown", ListSSHPublicKeys, Messages, Inferred / Inferred,
+            "a user that does not exist",
+            list(no_users(), unknown_user(), absent(), absent())),
+        class!("list.user_name.too_long", ListSSHPublicKeys, Messages, Model / Inferred,
+            "a UserName of 65 to 128 characters",
+            list(no_users(), too_long_name(), absent(), absent())),
+        class!("list.user_name.space", ListSSHPublicKeys, Messages, Model / Inferred,
+            "a UserName with a space",
+            list(no_users(), text(strategies::user_name_with(Space)), absent(), absent())),
+
+        // DeleteSSHPublicKey
+        class!("delete.ok", DeleteSSHPublicKey, Shape, Live / Live,
+            "a key deleted; the user's other keys stay",
+            delete(user_with_keys(1..=3), user(0), key(0, 0))),
+        class!("delete.ok.inactive", DeleteSSHPublicKey, Shape, Live / Live,
+            "an Inactive key deleted",
+            delete(users(&[&["Inactive"]]), user(0), key(0, 0))),
+        class!("delete.key_id.unknown", DeleteSSHPublicKey, Messages, Live / Live,
+            "a well-formed id that no key has",
+            delete(one_user(), user(0), some_key_id())),
+        class!("delete.key_id.deleted", DeleteSSHPublicKey, Messages, Live / Live,
+            "a key deleted twice",
+            delete(Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active", deleted: true, pem: false }] }]).boxed(),
+                user(0), key(0, 0))),
+        class!("delete.key_id.of_other_user", DeleteSSHPublicKey, Messages, Inferred / Inferred,
+            "another user's key: not found, and it stays",
+            delete(users(&[&[], &["Active"]]), user(0), key(1, 0))),
+        class!("delete.key_id.too_short", DeleteSSHPublicKey, Messages, Model / Inferred,
+            "an id of 1 to 19 characters",
+            delete(one_user(), user(0), short_key_id())),
+        class!("delete.key_id.missing", DeleteSSHPublicKey, Messages, Model / Inferred,
+            "no SSHPublicKeyId member",
+            delete(one_user(), user(0), absent())),
+        class!("delete.user_name.unknown", DeleteSSHPublicKey, Messages, Inferred / Inferred,
+            "a user that does not exist",
+            delete(no_users(), unknown_user(), some_key_id())),
+        class!("delete.user_name.control", DeleteSSHPublicKey, Messages, Model / Inferred,
+            "a UserName with a control character",
+            delete(no_users(), text(strategies::user_name_with(Control)), some_key_id())),
+
+        // The user fixtures
+        class!("user.delete.with_keys", DeleteUser, Messages, Model / Inferred,
+            "a user who still has SSH keys cannot be deleted",
+            user_op(Operation::DeleteUser, user_with_keys(1..=2), user(0))),
+        class!("user.delete.unknown", DeleteUser, Messages, Live / Live,
+            "a user that does not exist",
+            user_op(Operation::DeleteUser, no_users(), unknown_user())),
+        class!("user.get.unknown", GetUser, Messages, Live / Live,
+            "a user that does not exist",
+            user_op(Operation::GetUser, no_users(), unknown_user())),
+        class!("user.get.ok", GetUser, Shape, Live / Live,
+            "an existing user",
+            user_op(Operation::GetUser, users(&[&[]]), user(0))),
+        class!("user.create.duplicate", CreateUser, Messages, Live / Live,
+            "a user name that exists already",
+            user_op(Operation::CreateUser, users(&[&[]]), user(0))),
+        class!("user.create.bad_name", CreateUser, Messages, Model / Live,
+            "a user name with a character outside +=,.@_-",
+            user_op(Operation::CreateUser, no_users(), text(strategies::user_name_with(Punctuation)))),
     ];
     CLASSES
 }
@@ -582,7 +719,7 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), n);
         assert!(n >= 25, "{n} classes");
-        let re = regex::Regex::new(r"^[a-z]+(\.[a-z_]+)+$").unwrap();
+        let re = regex::Regex::new(r"^[a-z]+(\.[a-z0-9_]+)+$").unwrap();
         assert!(ids.iter().all(|id| re.is_match(id)));
     }
 }
