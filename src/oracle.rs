@@ -222,8 +222,42 @@ pub fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// What IAM answers a request that is not signed (`None`) or signed for
+/// another service, before it looks at anything else. Neither is recorded.
+pub fn authenticate(scope: Option<&str>) -> Option<Prediction> {
+    let (code, message) = match scope {
+        None => ("MissingAuthenticationToken", Message::Unknown),
+        Some("iam") => return None,
+        Some(_) => (
+            "SignatureDoesNotMatch",
+            Message::Text("Credential should be scoped to correct service: 'iam'. ".into()),
+        ),
+    };
+    Some(error(None, 403, code, message, Provenance::Inferred))
+}
+
 /// Answers a request, changing the state as IAM would. `now` is the server's clock.
+///
+/// Unknown parameters are ignored and the first of duplicated ones wins: that
+/// is recorded on STS, not IAM, so such a request's expectations are inferred.
 pub fn handle(state: &mut State, params: &Params, now: OffsetDateTime) -> Prediction {
+    let mut prediction = answer(state, params, now);
+    if let Some(op) = prediction.operation {
+        let members = &spec::model().operation(op).members;
+        let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+        let unknown = names
+            .iter()
+            .any(|n| !matches!(*n, "Action" | "Version") && !members.iter().any(|m| m.name == *n));
+        let duplicated = names.iter().enumerate().any(|(i, n)| names[..i].contains(n));
+        if unknown || duplicated {
+            prediction.codes = prediction.codes.max(Provenance::Inferred);
+            prediction.message = prediction.message.max(Provenance::Inferred);
+        }
+    }
+    prediction
+}
+
+fn answer(state: &mut State, params: &Params, now: OffsetDateTime) -> Prediction {
     let action = param(params, "Action");
     let version = param(params, "Version");
     let Some(action) = action else {
@@ -247,8 +281,9 @@ pub fn handle(state: &mut State, params: &Params, now: OffsetDateTime) -> Predic
             Message::Text(format!(
                 "Could not find operation {action} for version {shown}"
             )),
-            // Unknown Action is live on IAM; the Version variants are live on STS.
-            if wrong_version {
+            // Unknown Action is live on IAM; an empty one and the Version
+            // variants are live on STS.
+            if wrong_version || action.is_empty() {
                 Provenance::Inferred
             } else {
                 Provenance::Live

@@ -126,17 +126,22 @@ impl Shared {
 
     async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let query = req.uri().query().unwrap_or_default().to_string();
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
-            .collect()
-            .await
-        {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let is_form = header("content-type").is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        let scope = header("authorization").and_then(|a| credential_scope(&a));
+        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
             Ok(body) => body.to_bytes(),
             Err(_) => return plain(413, "request body too large"),
         };
+        // Only a form body carries parameters; another body is not read.
+        let form = if is_form { &body[..] } else { &[][..] };
         let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .chain(form_urlencoded::parse(&body))
+            .chain(form_urlencoded::parse(form))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        if let Some(refusal) = oracle::authenticate(scope.as_deref()) {
+            return self.render(refusal);
+        }
         self.bend_request(&mut params);
         let prediction = {
             let mut state = self.state.lock().expect("state lock");
@@ -255,6 +260,15 @@ impl Shared {
             .body(Full::new(Bytes::from(envelope.render())))
             .expect("a valid response")
     }
+}
+
+/// The service of a SigV4 `Authorization` header's credential scope
+/// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`). Signatures are not
+/// verified: like the emulators, the server trusts any key.
+fn credential_scope(authorization: &str) -> Option<String> {
+    let credential = authorization.split("Credential=").nth(1)?;
+    let scope = credential.split([',', ' ']).next()?;
+    scope.split('/').nth(3).map(str::to_string)
 }
 
 fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::check::Level;
 use crate::keys;
 use crate::oracle::Provenance;
-use crate::spec::Operation;
+use crate::spec::{API_VERSION, Operation};
+use crate::wire::Wire;
 use crate::strategies;
 
 /// A member value of the request under test.
@@ -70,6 +71,25 @@ pub struct Case {
     pub operation: Operation,
     /// Members in wire order; an absent member is simply not listed.
     pub params: Vec<(&'static str, Value)>,
+    /// The Action sent (`None`: left out); the operation's name but in protocol cases.
+    pub action: Option<String>,
+    /// The Version sent (`None`: left out); 2010-05-08 but in protocol cases.
+    pub version: Option<String>,
+    pub wire: Wire,
+}
+
+impl Case {
+    /// A case of `op` sent the way the SDKs send it.
+    pub fn new(users: Vec<UserSetup>, operation: Operation, params: Vec<(&'static str, Value)>) -> Case {
+        Case {
+            users,
+            operation,
+            params,
+            action: Some(operation.name().to_string()),
+            version: Some(API_VERSION.to_string()),
+            wire: Wire::Post,
+        }
+    }
 }
 
 /// A named class of inputs with one expected outcome.
@@ -171,14 +191,9 @@ fn request(
 ) -> BoxedStrategy<Case> {
     let (names, values): (Vec<_>, Vec<_>) = members.into_iter().unzip();
     (setup, values)
-        .prop_map(move |(users, values)| Case {
-            users,
-            operation: op,
-            params: names
-                .iter()
-                .zip(values)
-                .filter_map(|(name, v)| v.map(|v| (*name, v)))
-                .collect(),
+        .prop_map(move |(users, values)| {
+            let params = names.iter().zip(values).filter_map(|(name, v)| v.map(|v| (*name, v))).collect();
+            Case::new(users, op, params)
         })
         .boxed()
 }
@@ -210,24 +225,18 @@ fn update_existing(
         })
         .prop_map(move |(target, mut statuses)| {
             statuses[target] = from;
-            Case {
-                users: vec![UserSetup {
+            Case::new(
+                vec![UserSetup {
                     name_len,
                     keys: statuses.into_iter().map(KeySetup::with_status).collect(),
                 }],
-                operation: Operation::UpdateSSHPublicKey,
-                params: vec![
+                Operation::UpdateSSHPublicKey,
+                vec![
                     ("UserName", Value::User(0)),
-                    (
-                        "SSHPublicKeyId",
-                        Value::Key {
-                            user: 0,
-                            key: target,
-                        },
-                    ),
+                    ("SSHPublicKeyId", Value::Key { user: 0, key: target }),
                     ("Status", Value::Text(to.to_string())),
                 ],
-            }
+            )
         })
         .boxed()
 }
@@ -349,6 +358,48 @@ fn pem_uploaded(encoding: &'static str) -> BoxedStrategy<Case> {
     }])
     .boxed();
     get(setup, user(0), key(0, 0), lit(encoding))
+}
+
+/// A valid update of an existing key, for protocol cases to bend.
+fn valid_update() -> BoxedStrategy<Case> {
+    update(one_key(), user(0), key(0, 0), any_status())
+}
+
+/// A case from `base`, changed by `tweak`.
+fn bent(base: BoxedStrategy<Case>, tweak: fn(&mut Case)) -> BoxedStrategy<Case> {
+    base.prop_map(move |mut case| {
+        tweak(&mut case);
+        case
+    })
+    .boxed()
+}
+
+/// A case from `base` with a generated value put in by `set`.
+fn bent_with<T: std::fmt::Debug + Clone + 'static>(
+    base: BoxedStrategy<Case>,
+    values: impl Strategy<Value = T> + 'static,
+    set: fn(&mut Case, T),
+) -> BoxedStrategy<Case> {
+    (base, values)
+        .prop_map(move |(mut case, value)| {
+            set(&mut case, value);
+            case
+        })
+        .boxed()
+}
+
+/// An Action that is no operation: near misses of real names and other words.
+fn unknown_action() -> BoxedStrategy<String> {
+    prop_oneof![
+        proptest::sample::select(vec![
+            "updateSSHPublicKey", "UpdateSshPublicKey", "UpdateSSHPublicKeys", "UPDATESSHPUBLICKEY",
+            "UpdateAccessKey2", "ListUsers2", "Update SSHPublicKey",
+        ])
+        .prop_map(str::to_string),
+        proptest::string::string_regex("[A-Z][a-z]{2,10}[A-Z][a-z]{2,10}").expect("valid regex"),
+    ]
+    .prop_filter("not an operation", |a| Operation::from_name(a).is_none())
+    .boxed()
 }
 
 macro_rules! class {
@@ -698,6 +749,64 @@ pub fn catalogue() -> &'static [CaseClass] {
         class!("user.create.bad_name", CreateUser, Messages, Model / Live,
             "a user name with a character outside +=,.@_-",
             user_op(Operation::CreateUser, no_users(), text(strategies::user_name_with(Punctuation)))),
+
+        // The protocol
+        class!("protocol.unsigned", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "a valid request without a signature",
+            bent(valid_update(), |c| c.wire = Wire::Unsigned)),
+        class!("protocol.other_service_scope", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "a valid request signed for another service (sts, s3, ec2)",
+            bent_with(valid_update(), proptest::sample::select(vec!["sts", "s3", "ec2"]), |c, s| c.wire = Wire::Scope(s))),
+        class!("protocol.action.unknown", UpdateSSHPublicKey, Messages, Live / Live,
+            "an Action that is no operation",
+            bent_with(valid_update(), unknown_action(), |c, a| c.action = Some(a))),
+        class!("protocol.action.empty", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "an empty Action",
+            bent(valid_update(), |c| c.action = Some(String::new()))),
+        class!("protocol.action.missing", UpdateSSHPublicKey, Shape, Inferred / Inferred,
+            "no Action: a redirect to the IAM console page",
+            bent(valid_update(), |c| c.action = None)),
+        class!("protocol.version.missing", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "no Version",
+            bent(valid_update(), |c| c.version = None)),
+        class!("protocol.version.empty", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "an empty Version",
+            bent(valid_update(), |c| c.version = Some(String::new()))),
+        class!("protocol.version.wrong", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "another Version date",
+            bent_with(valid_update(),
+                proptest::string::string_regex("(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])").expect("valid regex")
+                    .prop_filter("not the API version", |v| v != API_VERSION),
+                |c, v| c.version = Some(v))),
+        class!("protocol.get.update", UpdateSSHPublicKey, Shape, Doc / Doc,
+            "UpdateSSHPublicKey as a GET with a query string (as the API reference's sample)",
+            bent(valid_update(), |c| c.wire = Wire::Get)),
+        class!("protocol.get.list", ListSSHPublicKeys, Shape, Doc / Doc,
+            "ListSSHPublicKeys as a GET with a query string",
+            bent(list(user_with_keys(0..=3), user(0), absent(), absent()), |c| c.wire = Wire::Get)),
+        class!("protocol.extra_params", UpdateSSHPublicKey, Shape, Inferred / Inferred,
+            "a valid request with a parameter no operation has: ignored",
+            bent_with(valid_update(), proptest::string::string_regex("[a-z]{1,12}").expect("valid regex"),
+                |c, v| c.params.push(("Foo", Value::Text(v))))),
+        class!("protocol.duplicate_param", UpdateSSHPublicKey, Shape, Inferred / Inferred,
+            "Status twice, Inactive then Active: the first wins",
+            request(Operation::UpdateSSHPublicKey, users(&[&["Active"]]), vec![
+                ("UserName", user(0)), ("SSHPublicKeyId", key(0, 0)), ("Status", lit("Inactive")), ("Status", lit("Active")),
+            ])),
+        class!("protocol.json_body", UpdateSSHPublicKey, Shape, Inferred / Inferred,
+            "the parameters as a JSON body: no form, so no Action",
+            bent(valid_update(), |c| c.wire = Wire::Json)),
+        class!("protocol.no_content_type", UpdateSSHPublicKey, Shape, Inferred / Inferred,
+            "a form body without a Content-Type header",
+            bent(valid_update(), |c| c.wire = Wire::NoContentType)),
+        class!("protocol.invalid_utf8", GetUser, Messages, Model / Inferred,
+            "a UserName whose percent-encoding is not UTF-8",
+            bent(user_op(Operation::GetUser, no_users(), absent()), |c| c.wire = Wire::Appended("UserName=%FF%FEab"))),
+        class!("protocol.lowercase_members", UpdateSSHPublicKey, Messages, Inferred / Inferred,
+            "member names in lower camel case: unknown, so the real ones are missing",
+            request(Operation::UpdateSSHPublicKey, one_key(), vec![
+                ("userName", user(0)), ("sSHPublicKeyId", key(0, 0)), ("status", any_status()),
+            ])),
     ];
     CLASSES
 }

@@ -33,20 +33,80 @@ const THROTTLING_CODES: [&str; 6] = [
     "SlowDown",
 ];
 
-/// An awsQuery request: name/value pairs in wire order, Action and Version included.
+/// An awsQuery request: name/value pairs in wire order, Action and Version
+/// included, and how it travels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Request {
     pub params: Vec<(String, String)>,
+    pub wire: Wire,
+}
+
+/// How a request travels. The SDKs send [`Wire::Post`]; the others are for
+/// protocol cases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wire {
+    /// A SigV4-signed form POST.
+    #[default]
+    Post,
+    /// A signed GET with the parameters in the query string.
+    Get,
+    /// A form POST without a signature.
+    Unsigned,
+    /// A form POST signed for another service.
+    Scope(&'static str),
+    /// A signed POST whose body is the parameters as a JSON object.
+    Json,
+    /// A signed form POST without a Content-Type header.
+    NoContentType,
+    /// A signed form POST with this raw form text appended to the body.
+    Appended(&'static str),
+}
+
+impl Wire {
+    /// The parameters a server reads from a request sent this way: only a
+    /// form body or a query string carries them.
+    pub fn params_seen(self, params: &[(String, String)]) -> Vec<(String, String)> {
+        match self {
+            Wire::Json | Wire::NoContentType => Vec::new(),
+            Wire::Appended(tail) => params
+                .iter()
+                .cloned()
+                .chain(form_urlencoded::parse(tail.as_bytes()).into_owned())
+                .collect(),
+            Wire::Post | Wire::Get | Wire::Unsigned | Wire::Scope(_) => params.to_vec(),
+        }
+    }
+
+    /// The service the request is signed for; `None` when it is not signed.
+    pub fn scope(self) -> Option<&'static str> {
+        match self {
+            Wire::Unsigned => None,
+            Wire::Scope(service) => Some(service),
+            _ => Some("iam"),
+        }
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// A request as HTTP: method, URL, Content-Type and body.
+struct Http {
+    method: &'static str,
+    url: String,
+    content_type: Option<&'static str>,
+    body: String,
 }
 
 impl Request {
-    /// `Action=<op>&Version=2010-05-08`.
+    /// `Action=<op>&Version=2010-05-08`, sent as a signed form POST.
     pub fn new(op: Operation) -> Request {
         Request {
             params: vec![
                 ("Action".into(), op.name().into()),
                 ("Version".into(), API_VERSION.into()),
             ],
+            wire: Wire::Post,
         }
     }
 
@@ -55,27 +115,69 @@ impl Request {
         self
     }
 
-    /// The form-encoded body.
+    /// The form-encoded parameters.
     pub fn form(&self) -> String {
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(self.params.iter())
             .finish()
     }
 
+    fn http(&self, endpoint: &Url) -> Http {
+        let post = |content_type, body| Http {
+            method: "POST",
+            url: endpoint.to_string(),
+            content_type,
+            body,
+        };
+        match self.wire {
+            Wire::Post | Wire::Unsigned | Wire::Scope(_) => post(Some(FORM), self.form()),
+            Wire::NoContentType => post(None, self.form()),
+            Wire::Appended(tail) => post(Some(FORM), format!("{}&{tail}", self.form())),
+            Wire::Json => {
+                let object: serde_json::Map<String, serde_json::Value> = self
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                post(Some("application/json"), serde_json::Value::Object(object).to_string())
+            }
+            Wire::Get => {
+                let mut url = endpoint.clone();
+                url.set_query(Some(&self.form()));
+                Http {
+                    method: "GET",
+                    url: url.to_string(),
+                    content_type: None,
+                    body: String::new(),
+                }
+            }
+        }
+    }
+
     /// A shell command that sends this request with curl's own SigV4 signing.
     /// Credentials stay in the environment: the command names the variables.
     pub fn curl(&self, target: &Target) -> String {
-        let token = if target.credentials.token.is_some() {
-            " -H \"x-amz-security-token: $AWS_SESSION_TOKEN\""
-        } else {
-            ""
-        };
-        format!(
-            "curl -sS -X POST '{}' --aws-sigv4 'aws:amz:{}:iam' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"{token} -H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8' --data '{}'",
-            target.endpoint,
-            target.region,
-            self.form().replace('\'', "'\\''")
-        )
+        let http = self.http(&target.endpoint);
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mut cmd = format!("curl -sS -X {} {}", http.method, quote(&http.url));
+        if let Some(service) = self.wire.scope() {
+            cmd.push_str(&format!(
+                " --aws-sigv4 'aws:amz:{}:{service}' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"",
+                target.region
+            ));
+            if target.credentials.token.is_some() {
+                cmd.push_str(" -H \"x-amz-security-token: $AWS_SESSION_TOKEN\"");
+            }
+        }
+        match (http.content_type, http.method) {
+            (Some(ct), _) => cmd.push_str(&format!(" -H 'Content-Type: {ct}'")),
+            (None, "POST") => cmd.push_str(" -H 'Content-Type:'"),
+            (None, _) => {}
+        }
+        if !http.body.is_empty() {
+            cmd.push_str(&format!(" --data-binary {}", quote(&http.body)));
+        }
+        cmd
     }
 }
 
@@ -287,12 +389,12 @@ impl Client {
         &self.target
     }
 
-    /// Signs and sends a request; reads and classifies the answer.
+    /// Signs and sends a request as its [`Wire`] says; reads and classifies the answer.
     pub async fn send(&self, request: &Request) -> Result<Response, TransportError> {
-        let signed = self.sign(request.form())?;
+        let prepared = self.prepare(request)?;
         let mut response = self
             .http
-            .execute(signed)
+            .execute(prepared)
             .await
             .map_err(|e| classify_reqwest(&e))?;
         let status = response.status().as_u16();
@@ -326,10 +428,24 @@ impl Client {
         })
     }
 
-    fn sign(&self, form: String) -> Result<reqwest::Request, TransportError> {
+    /// Builds the HTTP request and signs it for the wire's scope.
+    fn prepare(&self, request: &Request) -> Result<reqwest::Request, TransportError> {
         let fail = |what: &str, e: &dyn fmt::Display| {
             TransportError::new(TransportErrorKind::Request, format!("{what}: {e}"))
         };
+        let http = request.http(&self.target.endpoint);
+        let mut builder = http::Request::builder().method(http.method).uri(&http.url);
+        if let Some(ct) = http.content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let mut req = builder.body(http.body).map_err(|e| fail("build request", &e))?;
+        if let Some(service) = request.wire.scope() {
+            self.sign(&mut req, service).map_err(|e| fail("sign request", &e))?;
+        }
+        reqwest::Request::try_from(req.map(reqwest::Body::from)).map_err(|e| fail("build request", &e))
+    }
+
+    fn sign(&self, req: &mut http::Request<String>, service: &str) -> Result<(), Box<dyn std::error::Error>> {
         let creds = &self.target.credentials;
         let identity = SigningCredentials::new(
             &creds.access_key,
@@ -342,39 +458,25 @@ impl Client {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.target.region)
-            .name("iam")
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| fail("sign request", &e))?
+            .build()?
             .into();
-        let mut req = http::Request::builder()
-            .method("POST")
-            .uri(self.target.endpoint.as_str())
-            .header(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
-            .body(form)
-            .map_err(|e| fail("build request", &e))?;
         let headers: Vec<(&str, &str)> = req
             .headers()
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
             .collect();
         let signable = SignableRequest::new(
-            "POST",
+            req.method().as_str(),
             req.uri().to_string(),
             headers.into_iter(),
             SignableBody::Bytes(req.body().as_bytes()),
-        )
-        .map_err(|e| fail("sign request", &e))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| fail("sign request", &e))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut req);
-        reqwest::Request::try_from(req.map(reqwest::Body::from))
-            .map_err(|e| fail("build request", &e))
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(req);
+        Ok(())
     }
 }
 
