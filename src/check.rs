@@ -436,14 +436,42 @@ fn check_fields(
     let (Some(want), Some(got)) = (expected.get(wrapper), actual.get(wrapper)) else {
         return;
     };
-    let mut problems = Vec::new();
+    let mut found = Found {
+        truncated: want.text_at("IsTruncated") == Some("true"),
+        ..Found::default()
+    };
     let fresh = matches!(op, Operation::UploadSSHPublicKey | Operation::CreateUser);
-    compare_tree(wrapper, want, got, fresh, window, &mut problems);
-    let mismatch = (!problems.is_empty()).then(|| Mismatch {
-        expected: "field values as the oracle predicts".into(),
-        actual: problems.join("; "),
-    });
-    checker.record("shape.fields", Level::Shape, prediction.codes, mismatch);
+    compare_tree(wrapper, want, got, fresh, window, &mut found);
+    let mismatch = |problems: Vec<String>, expected: &str| {
+        (!problems.is_empty()).then(|| Mismatch {
+            expected: expected.into(),
+            actual: problems.join("; "),
+        })
+    };
+    checker.record(
+        "shape.fields",
+        Level::Shape,
+        prediction.codes,
+        mismatch(found.fields, "field values as the oracle predicts"),
+    );
+    // List order (by key id) is inferred, and so is which keys fill a truncated page.
+    if found.order.is_some() || op == Operation::ListSSHPublicKeys {
+        checker.record(
+            "shape.order",
+            Level::Shape,
+            Provenance::Inferred,
+            mismatch(found.order.into_iter().collect(), "keys in key-id order"),
+        );
+    }
+}
+
+/// What comparing a result found: field problems, and a list-order problem.
+#[derive(Default)]
+struct Found {
+    /// The expected list is one truncated page (its members depend on order).
+    truncated: bool,
+    fields: Vec<String>,
+    order: Option<String>,
 }
 
 /// Compares the leaves of `got` with those of `want`. Missing or extra
@@ -456,7 +484,7 @@ fn compare_tree(
     got: &Element,
     fresh: bool,
     window: Window,
-    problems: &mut Vec<String>,
+    found: &mut Found,
 ) {
     if want.name == "SSHPublicKeys" {
         let ids = |el: &Element| -> Vec<String> {
@@ -465,16 +493,28 @@ fn compare_tree(
                 .map(|m| m.text_at("SSHPublicKeyId").unwrap_or("").to_string())
                 .collect()
         };
-        if ids(want) != ids(got) {
-            problems.push(format!(
-                "{path}: key ids {:?} in this order, got {:?}",
-                ids(want),
-                ids(got)
-            ));
-            return;
+        let (mut want_ids, mut got_ids) = (ids(want), ids(got));
+        if want_ids != got_ids {
+            found.order = Some(format!("{path}: key ids {want_ids:?}, got {got_ids:?}"));
         }
-        for (w, g) in want.children.iter().zip(&got.children) {
-            compare_tree(&format!("{path}/member"), w, g, fresh, window, problems);
+        want_ids.sort();
+        got_ids.sort();
+        if want_ids.len() != got_ids.len() || (!found.truncated && want_ids != got_ids) {
+            found
+                .fields
+                .push(format!("{path}: keys {want_ids:?}, got {got_ids:?}"));
+        }
+        // Members are compared by id; on a truncated page which keys come is
+        // a matter of order (above).
+        for w in &want.children {
+            let id = w.text_at("SSHPublicKeyId");
+            if let Some(g) = got
+                .children
+                .iter()
+                .find(|g| g.text_at("SSHPublicKeyId") == id)
+            {
+                compare_tree(&format!("{path}/member"), w, g, fresh, window, found);
+            }
         }
         return;
     }
@@ -482,7 +522,7 @@ fn compare_tree(
         let Some(g) = got.get(&w.name) else { continue };
         let label = format!("{path}/{}", w.name);
         if !w.children.is_empty() || w.name == "SSHPublicKeys" {
-            compare_tree(&label, w, g, fresh, window, problems);
+            compare_tree(&label, w, g, fresh, window, found);
             continue;
         }
         let problem = match w.name.as_str() {
@@ -500,7 +540,7 @@ fn compare_tree(
             _ => None,
         };
         if let Some(problem) = problem {
-            problems.push(format!("{label}: {problem}"));
+            found.fields.push(format!("{label}: {problem}"));
         }
     }
 }

@@ -248,7 +248,10 @@ pub fn handle(state: &mut State, params: &Params, now: OffsetDateTime) -> Predic
         let unknown = names
             .iter()
             .any(|n| !matches!(*n, "Action" | "Version") && !members.iter().any(|m| m.name == *n));
-        let duplicated = names.iter().enumerate().any(|(i, n)| names[..i].contains(n));
+        let duplicated = names
+            .iter()
+            .enumerate()
+            .any(|(i, n)| names[..i].contains(n));
         if unknown || duplicated {
             prediction.codes = prediction.codes.max(Provenance::Inferred);
             prediction.message = prediction.message.max(Provenance::Inferred);

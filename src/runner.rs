@@ -22,7 +22,7 @@ use crate::check::{CheckResult, Checker, Level, Mismatch, Verdict, Window, check
 use crate::keys::{RsaKey, corpus_keys};
 use crate::oracle::{self, Key, Prediction, Provenance, State, Success, User};
 use crate::spec::Operation;
-use crate::suite::{Case, CaseClass, Value};
+use crate::suite::{Case, CaseClass, Step, Value};
 use crate::wire::{Client, Request, Response, TransportError, Wire};
 
 /// How a run is carried out.
@@ -279,7 +279,9 @@ impl Tally {
             };
             for result in checks {
                 let shown = result.check == check || pending.remove(result.check).is_some();
-                if let (true, Some(Mismatch { expected, actual })) = (shown, result.mismatch.clone()) {
+                if let (true, Some(Mismatch { expected, actual })) =
+                    (shown, result.mismatch.clone())
+                {
                     self.out.divergences.push(Divergence {
                         class: class.id,
                         operation: class.operation,
@@ -326,9 +328,13 @@ async fn shrink(
     let strategy = class.strategy();
     let mut runner = class_runner(class, settings.seed);
     for _ in 0..index {
-        strategy.new_tree(&mut runner).expect("case strategies do not reject");
+        strategy
+            .new_tree(&mut runner)
+            .expect("case strategies do not reject");
     }
-    let mut tree = strategy.new_tree(&mut runner).expect("case strategies do not reject");
+    let mut tree = strategy
+        .new_tree(&mut runner)
+        .expect("case strategies do not reject");
     let mut best = original;
     let mut tries = 0;
     if tree.simplify() {
@@ -410,6 +416,7 @@ impl Context {
         };
         let outcome = match attempt.set_up(case).await {
             Err(stopped) => stopped,
+            Ok(()) if !case.sequence.is_empty() => attempt.sequence(&case.sequence).await,
             Ok(()) => attempt.test(case).await,
         };
         clean_up(client, &attempt.fixtures).await;
@@ -580,10 +587,155 @@ impl Attempt<'_> {
                 self.client,
                 &mut checker,
                 &prediction,
-                &self.fixtures,
+                &self.fixtures.users,
                 &self.model,
             )
             .await
+        {
+            return CaseOutcome::Error(e);
+        }
+        CaseOutcome::Checked(checker.results)
+    }
+
+    /// Runs a stateful sequence: every step predicted from the model, sent,
+    /// checked; the first step that diverges ends it; then the state is read back.
+    async fn sequence(&mut self, steps: &[Step]) -> CaseOutcome {
+        let mut users: Vec<String> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        // Per user, the Marker of the next page: the target's, and the model's.
+        let mut pages: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut checker = Checker::new(self.ctx.level);
+        let mut last = None;
+        for step in steps {
+            let pick = |list: &Vec<String>, i: usize| list.get(i % list.len().max(1)).cloned();
+            let user = |i: usize| pick(&users, i).unwrap_or_else(|| self.unknown_user());
+            let key =
+                |i: usize| pick(&keys, i).unwrap_or_else(|| "APKAXXXXXXXXXXXXXXXX".to_string());
+            let mut model_marker = None;
+            let request = match *step {
+                Step::CreateUser => Request::new(Operation::CreateUser).with(
+                    "UserName",
+                    format!("{}-{}-s{}", self.ctx.prefix, self.n, users.len()),
+                ),
+                Step::GetUser { user: u } => {
+                    Request::new(Operation::GetUser).with("UserName", user(u))
+                }
+                Step::DeleteUser { user: u } => {
+                    Request::new(Operation::DeleteUser).with("UserName", user(u))
+                }
+                Step::Upload { user: u, material } => Request::new(Operation::UploadSSHPublicKey)
+                    .with("UserName", user(u))
+                    .with(
+                        "SSHPublicKeyBody",
+                        corpus_keys()[material % corpus_keys().len()],
+                    ),
+                Step::Update {
+                    user: u,
+                    key: k,
+                    status,
+                } => Request::new(Operation::UpdateSSHPublicKey)
+                    .with("UserName", user(u))
+                    .with("SSHPublicKeyId", key(k))
+                    .with("Status", status),
+                Step::Get {
+                    user: u,
+                    key: k,
+                    encoding,
+                } => Request::new(Operation::GetSSHPublicKey)
+                    .with("UserName", user(u))
+                    .with("SSHPublicKeyId", key(k))
+                    .with("Encoding", encoding),
+                Step::List { user: u, max_items } => {
+                    let request =
+                        Request::new(Operation::ListSSHPublicKeys).with("UserName", user(u));
+                    match max_items {
+                        Some(n) => request.with("MaxItems", n.to_string()),
+                        None => request,
+                    }
+                }
+                Step::NextPage { user: u } => {
+                    let request =
+                        Request::new(Operation::ListSSHPublicKeys).with("UserName", user(u));
+                    match pages.get(&user(u)) {
+                        Some((theirs, ours)) => {
+                            model_marker = Some(ours.clone());
+                            request.with("Marker", theirs).with("MaxItems", "1")
+                        }
+                        None => request,
+                    }
+                }
+                Step::Delete { user: u, key: k } => Request::new(Operation::DeleteSSHPublicKey)
+                    .with("UserName", user(u))
+                    .with("SSHPublicKeyId", key(k)),
+            };
+            if let Some(prior) = self.exchange.request.replace(request.clone()) {
+                self.exchange.setup.push(prior);
+            }
+            // The model reads its own marker where the target gets its own.
+            let mut seen = request.params.clone();
+            if let Some(ours) = model_marker {
+                seen.iter_mut()
+                    .filter(|(k, _)| k == "Marker")
+                    .for_each(|(_, v)| *v = ours.clone());
+            }
+            let start = OffsetDateTime::now_utc();
+            let prediction = oracle::handle(&mut self.model, &seen, start);
+            let response = match self.client.send(&request).await {
+                Ok(r) => r,
+                Err(e) => return CaseOutcome::Error(e),
+            };
+            let window = Window {
+                start,
+                end: OffsetDateTime::now_utc(),
+            };
+            self.adopt(&prediction, &response);
+            let listed = oracle::param(&request.params, "UserName")
+                .unwrap_or_default()
+                .to_string();
+            match &prediction.result {
+                Ok(Success::User(u)) if *step == Step::CreateUser => users.push(u.name.clone()),
+                Ok(Success::Key { .. }) if matches!(step, Step::Upload { .. }) => {
+                    keys.push(text_at(
+                        &response,
+                        "UploadSSHPublicKeyResult/SSHPublicKey/SSHPublicKeyId",
+                    ));
+                }
+                Ok(Success::KeyList {
+                    marker: Some(ours), ..
+                }) => {
+                    let theirs = text_at(&response, "ListSSHPublicKeysResult/Marker");
+                    pages.insert(listed, (theirs, ours.clone()));
+                }
+                Ok(Success::KeyList { marker: None, .. }) => {
+                    pages.remove(&listed);
+                }
+                _ => {}
+            }
+            check_response(&mut checker, &prediction, &response, window);
+            let names = users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.clone(), format!("{{user{i}}}")))
+                .chain(
+                    keys.iter()
+                        .enumerate()
+                        .map(|(j, k)| (k.clone(), format!("{{key{j}}}"))),
+                )
+                .collect();
+            self.observed = Some(Observed {
+                request,
+                prediction: prediction.clone(),
+                response,
+                names,
+            });
+            last = Some(prediction);
+            if checker.results.iter().any(|c| c.mismatch.is_some()) {
+                return CaseOutcome::Checked(checker.results);
+            }
+        }
+        if self.ctx.level >= Level::Shape
+            && let Some(last) = &last
+            && let Err(e) = check_state(self.client, &mut checker, last, &users, &self.model).await
         {
             return CaseOutcome::Error(e);
         }
@@ -604,7 +756,16 @@ impl Attempt<'_> {
                 let date = date_at(response, &format!("{path}/UploadDate"));
                 self.model.rekey(&key.id, &id, date);
             }
+            (Ok(Success::User(user)), Some(Operation::CreateUser)) => {
+                self.model.insert_user(User {
+                    id: text_at(response, "CreateUserResult/User/UserId"),
+                    created: date_at(response, "CreateUserResult/User/CreateDate"),
+                    ..user.clone()
+                });
+                self.fixtures.created_by_request.push(user.name.clone());
+            }
             (_, Some(Operation::CreateUser)) => {
+                // A target that creates what AWS refuses: clean that up too.
                 if let Some(name) = self
                     .exchange
                     .request
@@ -708,14 +869,15 @@ async fn check_state(
     client: &Client,
     checker: &mut Checker,
     prediction: &Prediction,
-    fixtures: &Fixtures,
+    users: &[String],
     model: &State,
 ) -> Result<(), TransportError> {
-    if fixtures.users.is_empty() {
+    if users.is_empty() {
         return Ok(());
     }
     let mut problems = Vec::new();
-    for user in &fixtures.users {
+    // Users the model says are gone were checked by the step that deleted them.
+    for user in users.iter().filter(|u| model.user(u).is_some()) {
         let want: BTreeMap<&str, &str> = model
             .keys_of(user)
             .map(|k| (k.id.as_str(), k.status.as_str()))

@@ -126,10 +126,19 @@ impl Shared {
 
     async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let query = req.uri().query().unwrap_or_default().to_string();
-        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let is_form = header("content-type").is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let is_form = header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         let scope = header("authorization").and_then(|a| credential_scope(&a));
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
+        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+            .collect()
+            .await
+        {
             Ok(body) => body.to_bytes(),
             Err(_) => return plain(413, "request body too large"),
         };

@@ -29,6 +29,9 @@ pub struct Golden {
     pub summary: String,
     /// Provenance of the status and code, and of the message.
     pub provenance: GoldenProvenance,
+    /// The steps of a stateful case (the body is the last step's answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sequence: Vec<String>,
     /// The request's members, generated values shown as `<generated>`.
     pub request: Vec<(String, String)>,
     pub status: u16,
@@ -60,6 +63,11 @@ pub fn golden(class: &CaseClass, case: &Case, observed: &Observed) -> Golden {
             codes: observed.prediction.codes,
             message: observed.prediction.message,
         },
+        sequence: case
+            .sequence
+            .iter()
+            .map(|step| format!("{step:?}"))
+            .collect(),
         request: case
             .params
             .iter()

@@ -14,8 +14,8 @@ use crate::check::Level;
 use crate::keys;
 use crate::oracle::Provenance;
 use crate::spec::{API_VERSION, Operation};
-use crate::wire::Wire;
 use crate::strategies;
+use crate::wire::Wire;
 
 /// A member value of the request under test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -64,6 +64,47 @@ impl KeySetup {
     }
 }
 
+/// One step of a stateful sequence. Indices pick among the users and keys the
+/// sequence has made so far (modulo their number, deleted ones included), so
+/// every sequence is valid, and shrinking it leaves a shorter valid one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Step {
+    CreateUser,
+    GetUser {
+        user: usize,
+    },
+    DeleteUser {
+        user: usize,
+    },
+    /// Upload corpus key `material` (the same material twice is a duplicate).
+    Upload {
+        user: usize,
+        material: usize,
+    },
+    Update {
+        user: usize,
+        key: usize,
+        status: &'static str,
+    },
+    Get {
+        user: usize,
+        key: usize,
+        encoding: &'static str,
+    },
+    List {
+        user: usize,
+        max_items: Option<u16>,
+    },
+    /// List the page after the last truncated one for this user.
+    NextPage {
+        user: usize,
+    },
+    Delete {
+        user: usize,
+        key: usize,
+    },
+}
+
 /// One concrete case: what to set up and what to send.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Case {
@@ -76,11 +117,17 @@ pub struct Case {
     /// The Version sent (`None`: left out); 2010-05-08 but in protocol cases.
     pub version: Option<String>,
     pub wire: Wire,
+    /// A stateful sequence sent instead of the single request (when not empty).
+    pub sequence: Vec<Step>,
 }
 
 impl Case {
     /// A case of `op` sent the way the SDKs send it.
-    pub fn new(users: Vec<UserSetup>, operation: Operation, params: Vec<(&'static str, Value)>) -> Case {
+    pub fn new(
+        users: Vec<UserSetup>,
+        operation: Operation,
+        params: Vec<(&'static str, Value)>,
+    ) -> Case {
         Case {
             users,
             operation,
@@ -88,6 +135,7 @@ impl Case {
             action: Some(operation.name().to_string()),
             version: Some(API_VERSION.to_string()),
             wire: Wire::Post,
+            sequence: Vec::new(),
         }
     }
 }
@@ -192,7 +240,11 @@ fn request(
     let (names, values): (Vec<_>, Vec<_>) = members.into_iter().unzip();
     (setup, values)
         .prop_map(move |(users, values)| {
-            let params = names.iter().zip(values).filter_map(|(name, v)| v.map(|v| (*name, v))).collect();
+            let params = names
+                .iter()
+                .zip(values)
+                .filter_map(|(name, v)| v.map(|v| (*name, v)))
+                .collect();
             Case::new(users, op, params)
         })
         .boxed()
@@ -233,7 +285,13 @@ fn update_existing(
                 Operation::UpdateSSHPublicKey,
                 vec![
                     ("UserName", Value::User(0)),
-                    ("SSHPublicKeyId", Value::Key { user: 0, key: target }),
+                    (
+                        "SSHPublicKeyId",
+                        Value::Key {
+                            user: 0,
+                            key: target,
+                        },
+                    ),
                     ("Status", Value::Text(to.to_string())),
                 ],
             )
@@ -360,6 +418,35 @@ fn pem_uploaded(encoding: &'static str) -> BoxedStrategy<Case> {
     get(setup, user(0), key(0, 0), lit(encoding))
 }
 
+/// One step of a sequence, weighted towards the key operations.
+fn step() -> BoxedStrategy<Step> {
+    let n = 0usize..8;
+    prop_oneof![
+        2 => Just(Step::CreateUser),
+        1 => n.clone().prop_map(|user| Step::GetUser { user }),
+        1 => n.clone().prop_map(|user| Step::DeleteUser { user }),
+        4 => (n.clone(), 0usize..8).prop_map(|(user, material)| Step::Upload { user, material }),
+        4 => (n.clone(), n.clone(), proptest::sample::select(vec!["Active", "Inactive"]))
+            .prop_map(|(user, key, status)| Step::Update { user, key, status }),
+        2 => (n.clone(), n.clone(), proptest::sample::select(vec!["SSH", "PEM"]))
+            .prop_map(|(user, key, encoding)| Step::Get { user, key, encoding }),
+        2 => (n.clone(), proptest::option::of(1u16..=3)).prop_map(|(user, max_items)| Step::List { user, max_items }),
+        1 => n.clone().prop_map(|user| Step::NextPage { user }),
+        2 => (n.clone(), n).prop_map(|(user, key)| Step::Delete { user, key }),
+    ]
+    .boxed()
+}
+
+/// A sequence of 1 to `len` steps that begins by creating a user.
+fn sequence(len: usize) -> BoxedStrategy<Case> {
+    proptest::collection::vec(step(), 1..=len)
+        .prop_map(|steps| Case {
+            sequence: std::iter::once(Step::CreateUser).chain(steps).collect(),
+            ..Case::new(Vec::new(), Operation::UpdateSSHPublicKey, Vec::new())
+        })
+        .boxed()
+}
+
 /// A valid update of an existing key, for protocol cases to bend.
 fn valid_update() -> BoxedStrategy<Case> {
     update(one_key(), user(0), key(0, 0), any_status())
@@ -392,8 +479,13 @@ fn bent_with<T: std::fmt::Debug + Clone + 'static>(
 fn unknown_action() -> BoxedStrategy<String> {
     prop_oneof![
         proptest::sample::select(vec![
-            "updateSSHPublicKey", "UpdateSshPublicKey", "UpdateSSHPublicKeys", "UPDATESSHPUBLICKEY",
-            "UpdateAccessKey2", "ListUsers2", "Update SSHPublicKey",
+            "updateSSHPublicKey",
+            "UpdateSshPublicKey",
+            "UpdateSSHPublicKeys",
+            "UPDATESSHPUBLICKEY",
+            "UpdateAccessKey2",
+            "ListUsers2",
+            "Update SSHPublicKey",
         ])
         .prop_map(str::to_string),
         proptest::string::string_regex("[A-Z][a-z]{2,10}[A-Z][a-z]{2,10}").expect("valid regex"),
@@ -750,6 +842,14 @@ pub fn catalogue() -> &'static [CaseClass] {
             "a user name with a character outside +=,.@_-",
             user_op(Operation::CreateUser, no_users(), text(strategies::user_name_with(Punctuation)))),
 
+        // Stateful sequences
+        class!("sequence.short", UpdateSSHPublicKey, Shape, Live / Live,
+            "random sequences of up to 8 operations on users and keys, every answer and the final state checked",
+            sequence(8)),
+        class!("sequence.long", UpdateSSHPublicKey, Shape, Live / Live,
+            "random sequences of up to 30 operations on users and keys",
+            sequence(30)),
+
         // The protocol
         class!("protocol.unsigned", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "a valid request without a signature",
@@ -780,7 +880,7 @@ pub fn catalogue() -> &'static [CaseClass] {
                 |c, v| c.version = Some(v))),
         class!("protocol.get.update", UpdateSSHPublicKey, Shape, Doc / Doc,
             "UpdateSSHPublicKey as a GET with a query string (as the API reference's sample)",
-            bent(valid_update(), |c| c.wire = Wire::Get)),
+            bent(update_existing("Active", "Inactive", None), |c| c.wire = Wire::Get)),
         class!("protocol.get.list", ListSSHPublicKeys, Shape, Doc / Doc,
             "ListSSHPublicKeys as a GET with a query string",
             bent(list(user_with_keys(0..=3), user(0), absent(), absent()), |c| c.wire = Wire::Get)),

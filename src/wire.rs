@@ -139,7 +139,10 @@ impl Request {
                     .iter()
                     .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                     .collect();
-                post(Some("application/json"), serde_json::Value::Object(object).to_string())
+                post(
+                    Some("application/json"),
+                    serde_json::Value::Object(object).to_string(),
+                )
             }
             Wire::Get => {
                 let mut url = endpoint.clone();
@@ -438,14 +441,22 @@ impl Client {
         if let Some(ct) = http.content_type {
             builder = builder.header("content-type", ct);
         }
-        let mut req = builder.body(http.body).map_err(|e| fail("build request", &e))?;
+        let mut req = builder
+            .body(http.body)
+            .map_err(|e| fail("build request", &e))?;
         if let Some(service) = request.wire.scope() {
-            self.sign(&mut req, service).map_err(|e| fail("sign request", &e))?;
+            self.sign(&mut req, service)
+                .map_err(|e| fail("sign request", &e))?;
         }
-        reqwest::Request::try_from(req.map(reqwest::Body::from)).map_err(|e| fail("build request", &e))
+        reqwest::Request::try_from(req.map(reqwest::Body::from))
+            .map_err(|e| fail("build request", &e))
     }
 
-    fn sign(&self, req: &mut http::Request<String>, service: &str) -> Result<(), Box<dyn std::error::Error>> {
+    fn sign(
+        &self,
+        req: &mut http::Request<String>,
+        service: &str,
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let creds = &self.target.credentials;
         let identity = SigningCredentials::new(
             &creds.access_key,
