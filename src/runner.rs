@@ -562,15 +562,10 @@ impl Attempt<'_> {
                 p
             }
         };
-        let response = match self.client.send(&request).await {
-            Ok(r) => r,
+        let (response, window) = match self.send(&request, &prediction, start).await {
+            Ok(sent) => sent,
             Err(e) => return CaseOutcome::Error(e),
         };
-        let window = Window {
-            start,
-            end: OffsetDateTime::now_utc(),
-        };
-        self.adopt(&prediction, &response);
         self.observed = Some(Observed {
             request,
             prediction: prediction.clone(),
@@ -680,15 +675,10 @@ impl Attempt<'_> {
             }
             let start = OffsetDateTime::now_utc();
             let prediction = oracle::handle(&mut self.model, &seen, start);
-            let response = match self.client.send(&request).await {
-                Ok(r) => r,
+            let (response, window) = match self.send(&request, &prediction, start).await {
+                Ok(sent) => sent,
                 Err(e) => return CaseOutcome::Error(e),
             };
-            let window = Window {
-                start,
-                end: OffsetDateTime::now_utc(),
-            };
-            self.adopt(&prediction, &response);
             let listed = oracle::param(&request.params, "UserName")
                 .unwrap_or_default()
                 .to_string();
@@ -740,6 +730,23 @@ impl Attempt<'_> {
             return CaseOutcome::Error(e);
         }
         CaseOutcome::Checked(checker.results)
+    }
+
+    /// Sends a request under test that began at `start`, and keeps the model
+    /// in step with what it created; returns the answer and its time window.
+    async fn send(
+        &mut self,
+        request: &Request,
+        prediction: &Prediction,
+        start: OffsetDateTime,
+    ) -> Result<(Response, Window), TransportError> {
+        let response = self.client.send(request).await?;
+        let window = Window {
+            start,
+            end: OffsetDateTime::now_utc(),
+        };
+        self.adopt(prediction, &response);
+        Ok((response, window))
     }
 
     /// Keeps the model in step with what the request created on the target:

@@ -127,7 +127,10 @@ fn redact(el: &Element, header_id: Option<&str>, names: &[(String, String)]) -> 
     // made up: a listed key is "a key of" its user.
     if el.name == "member"
         && let Some(leaf) = out.children.iter_mut().find(|c| c.name == "SSHPublicKeyId")
-        && let Some(user) = leaf.text.strip_prefix('{').and_then(|t| t.split(".key").next())
+        && let Some(user) = leaf
+            .text
+            .strip_prefix('{')
+            .and_then(|t| t.split(".key").next())
         && leaf.text.ends_with('}')
     {
         leaf.text = format!("{{a key of {user}}}");
