@@ -226,13 +226,13 @@ pub fn check_response(
     }
     let expected = crate::oracle::envelope(prediction, "00000000-0000-0000-0000-000000000000")
         .expect("non-redirects have an envelope");
-    check_content_type(checker, response);
+    check_content_type(checker, codes, response);
     check_request_id(checker, response);
     let Some(actual) = response.xml() else {
         checker.compare(
             "shape.envelope",
             Level::Shape,
-            Provenance::Live,
+            codes,
             &expected.name,
             &describe_body(response),
         );
@@ -288,7 +288,8 @@ fn describe_body(response: &Response) -> String {
     }
 }
 
-fn check_content_type(checker: &mut Checker, response: &Response) {
+/// IAM answers `text/xml` (recorded); as sure as the answer itself is.
+fn check_content_type(checker: &mut Checker, provenance: Provenance, response: &Response) {
     let actual = response.content_type.as_deref().unwrap_or("(none)");
     let mime = actual.split(';').next().unwrap_or_default().trim();
     let shown = if mime == "text/xml" {
@@ -299,7 +300,7 @@ fn check_content_type(checker: &mut Checker, response: &Response) {
     checker.compare(
         "shape.content_type",
         Level::Shape,
-        Provenance::Live,
+        provenance,
         "text/xml",
         shown,
     );
@@ -454,6 +455,21 @@ fn check_fields(
         prediction.codes,
         mismatch(found.fields, "field values as the oracle predicts"),
     );
+    if fresh {
+        let provenance = found
+            .ids
+            .iter()
+            .map(|(_, p)| *p)
+            .min()
+            .unwrap_or(Provenance::Doc);
+        let problems = found.ids.into_iter().map(|(p, _)| p).collect();
+        checker.record(
+            "shape.id_form",
+            Level::Shape,
+            provenance,
+            mismatch(problems, "ids of the form AWS issues"),
+        );
+    }
     // List order (by key id) is inferred, and so is which keys fill a truncated page.
     if found.order.is_some() || op == Operation::ListSSHPublicKeys {
         checker.record(
@@ -472,6 +488,8 @@ struct Found {
     truncated: bool,
     fields: Vec<String>,
     order: Option<String>,
+    /// New ids not of the form AWS issues, each with its provenance.
+    ids: Vec<(String, Provenance)>,
 }
 
 /// Compares the leaves of `got` with those of `want`. Missing or extra
@@ -526,7 +544,18 @@ fn compare_tree(
             continue;
         }
         let problem = match w.name.as_str() {
-            "SSHPublicKeyId" | "UserId" if fresh => id_form(&w.name, &g.text),
+            "SSHPublicKeyId" | "UserId" if fresh => {
+                if let Some(problem) = id_form(&w.name, &g.text) {
+                    // APKA… is in every AWS sample; AIDA… only inferred.
+                    let provenance = if w.name == "UserId" {
+                        Provenance::Inferred
+                    } else {
+                        Provenance::Doc
+                    };
+                    found.ids.push((format!("{label}: {problem}"), provenance));
+                }
+                None
+            }
             "UploadDate" | "CreateDate" => date_form(&w.text, &g.text, fresh, window),
             "SSHPublicKeyBody" if g.text.trim_end() == w.text.trim_end() => {
                 let recomputed = keys::fingerprint_of(&g.text);
