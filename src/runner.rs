@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::StreamExt;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
 
@@ -51,7 +51,7 @@ impl Default for Settings {
 }
 
 /// The requests a case sent, in order: what a reproducer replays.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
     pub setup: Vec<Request>,
     pub request: Option<Request>,
@@ -119,11 +119,15 @@ pub struct Divergence {
     pub shrink_runs: u32,
 }
 
-/// The exact request, and a shell script of curl commands (fixtures first).
+/// The exact request, and a shell script of curl commands (fixtures first);
+/// the shrunk case itself and the requests it sent, for a faithful replay
+/// (see [`crate::regression`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Reproducer {
     pub request: String,
     pub curl: String,
+    pub case: Case,
+    pub exchange: Exchange,
 }
 
 /// Everything one class came to.
@@ -311,13 +315,16 @@ async fn shrink(
     }
     let mut tree = tree?;
     let mut best = original;
+    let mut best_case = tree.current();
     let mut tries = 0;
     if tree.simplify() {
         while tries < settings.shrink_budget {
             tries += 1;
-            let run = ctx.run(client, &tree.current()).await;
+            let case = tree.current();
+            let run = ctx.run(client, &case).await;
             if run.diverging().contains(&check) {
                 best = run;
+                best_case = case;
                 if !tree.simplify() {
                     break;
                 }
@@ -340,12 +347,12 @@ async fn shrink(
         provenance: result.provenance,
         expected,
         actual,
-        reproducer: reproducer(client, &best.exchange),
+        reproducer: reproducer(client, best_case, best.exchange),
         shrink_runs: tries,
     })
 }
 
-fn reproducer(client: &Client, exchange: &Exchange) -> Reproducer {
+fn reproducer(client: &Client, case: Case, exchange: Exchange) -> Reproducer {
     let mut lines = vec![
         "# Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY first (any values for an emulator)."
             .to_string(),
@@ -363,6 +370,8 @@ fn reproducer(client: &Client, exchange: &Exchange) -> Reproducer {
             .map(Request::form)
             .unwrap_or_default(),
         curl: lines.join("\n"),
+        case,
+        exchange,
     }
 }
 

@@ -8,15 +8,15 @@
 //! snapshots key on them.
 
 use proptest::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::Level;
 use crate::oracle::Provenance;
-use crate::spec::Operation;
+use crate::spec::{self, Operation};
 use crate::strategies::{self, Forbidden};
 
 /// A member value of the request under test.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     /// This exact text.
     Text(String),
@@ -53,12 +53,103 @@ impl KeySetup {
 }
 
 /// One concrete case: what to set up and what to send.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// It reads back from what it serialises to (a saved regression), with its
+/// member names and statuses checked against the service model and its
+/// references against its own setup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SavedCase")]
 pub struct Case {
     pub users: Vec<UserSetup>,
     pub operation: Operation,
     /// Members in wire order; an absent member is simply not listed.
     pub params: Vec<(&'static str, Value)>,
+}
+
+/// A [`Case`] as a file holds it, names not yet checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedCase {
+    users: Vec<SavedUser>,
+    operation: Operation,
+    params: Vec<(String, Value)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedUser {
+    name_len: Option<usize>,
+    keys: Vec<SavedKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedKey {
+    status: String,
+    deleted: bool,
+}
+
+impl TryFrom<SavedCase> for Case {
+    type Error = String;
+
+    fn try_from(saved: SavedCase) -> Result<Case, String> {
+        let model = spec::model();
+        let statuses = model
+            .operation(Operation::UpdateSSHPublicKey)
+            .member("Status")
+            .and_then(|m| m.constraint.enum_values.as_deref())
+            .unwrap_or_default();
+        let users = saved
+            .users
+            .into_iter()
+            .map(|u| {
+                let keys = u
+                    .keys
+                    .into_iter()
+                    .map(|k| {
+                        let status = statuses
+                            .iter()
+                            .find(|s| **s == k.status)
+                            .ok_or_else(|| format!("key status {:?} is not a status", k.status))?;
+                        Ok(KeySetup {
+                            status: status.as_str(),
+                            deleted: k.deleted,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?;
+                Ok(UserSetup {
+                    name_len: u.name_len,
+                    keys,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let spec = model.operation(saved.operation);
+        let params = saved
+            .params
+            .into_iter()
+            .map(|(name, value)| {
+                let member = spec
+                    .member(&name)
+                    .ok_or_else(|| format!("{} has no member {name:?}", saved.operation))?;
+                let resolves = match &value {
+                    Value::User(i) => *i < users.len(),
+                    Value::Key { user, key } => {
+                        users.get(*user).is_some_and(|u| *key < u.keys.len())
+                    }
+                    Value::Text(_) | Value::UnknownUser => true,
+                };
+                if !resolves {
+                    return Err(format!("{name} refers to {value:?}, which the setup lacks"));
+                }
+                Ok((member.name.as_str(), value))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Case {
+            users,
+            operation: saved.operation,
+            params,
+        })
+    }
 }
 
 /// A named class of inputs with one expected outcome.
@@ -573,6 +664,39 @@ pub fn class(id: &str) -> Option<&'static CaseClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cases_read_back_from_what_they_serialise_to() {
+        for class in catalogue() {
+            for case in crate::runner::cases_of(class, 3).take(5) {
+                let json = serde_json::to_string(&case).unwrap();
+                let back: Case = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, case, "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn saved_cases_are_checked_against_the_model_and_their_setup() {
+        let read = |json: &str| serde_json::from_str::<Case>(json).unwrap_err().to_string();
+        let op = r#""operation":"UpdateSSHPublicKey""#;
+        assert!(
+            read(&format!(
+                r#"{{"users":[],{op},"params":[["Colour",{{"Text":"x"}}]]}}"#
+            ))
+            .contains("no member \"Colour\"")
+        );
+        assert!(
+            read(&format!(
+                r#"{{"users":[],{op},"params":[["UserName",{{"User":0}}]]}}"#
+            ))
+            .contains("which the setup lacks")
+        );
+        let user = r#"{"name_len":null,"keys":[{"status":"active","deleted":false}]}"#;
+        assert!(
+            read(&format!(r#"{{"users":[{user}],{op},"params":[]}}"#)).contains("is not a status")
+        );
+    }
 
     #[test]
     fn ids_are_unique_and_dotted() {

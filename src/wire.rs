@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials as SigningCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::spec::{API_VERSION, Operation};
@@ -34,7 +34,7 @@ const THROTTLING_CODES: [&str; 6] = [
 ];
 
 /// An awsQuery request: name/value pairs in wire order, Action and Version included.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub params: Vec<(String, String)>,
 }
@@ -80,15 +80,27 @@ impl Request {
 }
 
 /// Who answers: the kind selects hooks; `embedded` is the reference server.
+/// Names are kebab-case on the command line and in reports (`moto-ext`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
     Embedded,
     Aws,
     Moto,
+    /// moto-ext, LocalStack's fork of moto.
+    MotoExt,
     Localstack,
     Ministack,
     Generic,
+}
+
+impl TargetKind {
+    /// The kebab-case name, as the command line and the reports spell it (`moto-ext`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Signing credentials. Never printed: `Debug` shows only where they came from.
@@ -568,6 +580,15 @@ mod tests {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("$AWS_SESSION_TOKEN"));
+    }
+
+    #[test]
+    fn target_kinds_have_one_name_in_reports_and_on_the_command_line() {
+        for kind in <TargetKind as clap::ValueEnum>::value_variants() {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json.as_str(), Some(kind.name().as_str()));
+        }
+        assert_eq!(TargetKind::MotoExt.name(), "moto-ext");
     }
 
     #[test]
