@@ -108,6 +108,9 @@ pub fn save(
     found_on: &str,
     divergences: &[DivergenceEntry],
 ) -> Result<usize, String> {
+    if divergences.is_empty() {
+        return Ok(0);
+    }
     let dir = dir.join(target);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let mut written = 0;
