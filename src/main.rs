@@ -174,7 +174,7 @@ async fn run(args: RunArgs) -> u8 {
         }
     }
     let code = target.report.exit_code();
-    let matrix = one_matrix(&args.settings, seed, vec![target]);
+    let matrix = matrix_of(&args.settings, seed, vec![target]);
     if let Err(code) = write_sinks(&args.sinks, &matrix, &json) {
         return code;
     }
@@ -192,15 +192,8 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
     let mut run = match endpoint {
         None => Run::embedded(),
         Some(e) => {
-            let kind = args.target_kind;
-            let target = target(&e, |t| {
-                kind.unwrap_or(if t.is_aws() {
-                    TargetKind::Aws
-                } else {
-                    TargetKind::Generic
-                })
-            })
-            .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
+            let target = target(&e, args.target_kind)
+                .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
             Run::against(target)
         }
     };
@@ -210,8 +203,8 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
     Ok(run)
 }
 
-/// A target at an http(s) endpoint, its kind chosen once the URL is known.
-fn target(endpoint: &str, kind: impl Fn(&Target) -> TargetKind) -> Result<Target, RunError> {
+/// A target at an http(s) endpoint; without a kind, `aws` or `generic` by its host.
+fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> {
     let url: url::Url = endpoint
         .parse()
         .map_err(|err| RunError::Usage(format!("{endpoint:?} is not a URL: {err}")))?;
@@ -221,7 +214,11 @@ fn target(endpoint: &str, kind: impl Fn(&Target) -> TargetKind) -> Result<Target
         )));
     }
     let mut target = Target::new(url, TargetKind::Generic);
-    target.kind = kind(&target);
+    target.kind = kind.unwrap_or(if target.is_aws() {
+        TargetKind::Aws
+    } else {
+        TargetKind::Generic
+    });
     Ok(target)
 }
 
@@ -280,7 +277,7 @@ async fn execute(run: Run, name: String, version: Option<String>) -> Result<Targ
     })
 }
 
-fn one_matrix(args: &SettingsArgs, seed: u64, targets: Vec<TargetRun>) -> Matrix {
+fn matrix_of(args: &SettingsArgs, seed: u64, targets: Vec<TargetRun>) -> Matrix {
     Matrix {
         date: time::OffsetDateTime::now_utc().date().to_string(),
         seed,
@@ -323,14 +320,7 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
         return Err(usage("expected NAME=URL[,KIND[,VERSION]]"));
     }
     let named = <TargetKind as clap::ValueEnum>::from_str(name, false).ok();
-    let target = target(url, |t| {
-        kind.or(named).unwrap_or(if t.is_aws() {
-            TargetKind::Aws
-        } else {
-            TargetKind::Generic
-        })
-    })
-    .map_err(|e| usage(&e.to_string()))?;
+    let target = target(url, kind.or(named)).map_err(|e| usage(&e.to_string()))?;
     Ok(TargetSpec {
         name: name.to_string(),
         version,
@@ -384,7 +374,7 @@ async fn matrix(args: MatrixArgs) -> u8 {
         );
         targets.push(target);
     }
-    let matrix = one_matrix(&args.settings, seed, targets);
+    let matrix = matrix_of(&args.settings, seed, targets);
     let json = serde_json::to_string_pretty(&matrix).expect("matrices serialise");
     if let Err(code) = write_sinks(&args.sinks, &matrix, &json) {
         return code;
