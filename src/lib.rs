@@ -16,6 +16,9 @@
 //! - [`check`]: checks at three [`Level`]s and their [`Verdict`]s.
 //! - [`runner`]: fixtures, concurrency, shrinking, reproducers.
 //! - [`report`]: the JSON and console reports, [`Baseline`]s, exit codes.
+//! - [`matrix`]: several targets side by side, class verdicts per level;
+//!   [`markdown`] and [`junit`] render it (a single run is a matrix of one).
+//! - [`regression`]: shrunk cases of past divergences, replayed by `cargo test`.
 //! - [`snapshot`]: golden views of responses, volatile parts checked then redacted.
 //!
 //! ## Use from a test of your own
@@ -30,8 +33,12 @@
 //! [`Run::embedded`] runs the same suite against the embedded reference server.
 
 pub mod check;
+pub mod junit;
 pub mod keys;
+pub mod markdown;
+pub mod matrix;
 pub mod oracle;
+pub mod regression;
 pub mod report;
 pub mod runner;
 pub mod server;
@@ -45,7 +52,9 @@ pub mod xml;
 use std::time::Duration;
 
 pub use check::{Level, Verdict};
+pub use matrix::{Matrix, TargetRun};
 pub use oracle::Provenance;
+pub use regression::Regression;
 pub use report::{Baseline, Report, exit};
 pub use runner::{Divergence, Settings};
 pub use server::{Deviation, Server, ServerConfig};
@@ -115,6 +124,14 @@ impl Run {
             server,
             ..Run::embedded()
         }
+    }
+
+    /// The signing region of a remote target (default us-east-1).
+    pub fn region(mut self, region: &str) -> Run {
+        if let Some(t) = &mut self.target {
+            t.region = region.to_string();
+        }
+        self
     }
 
     /// Cases generated per class (default 100).

@@ -1,12 +1,18 @@
-//! The `iam-conformance` command: parse, build a run, execute, map to an exit code.
+//! The `iam-conformance` command: parse, build a run (or one per target of a
+//! matrix), execute, write the reports, map to an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use iam_conformance::matrix::exit_meaning;
+use iam_conformance::regression::Regression;
+use iam_conformance::runner::{CaseOutcome, run_case};
+use iam_conformance::wire::Client;
 use iam_conformance::{
-    Baseline, Level, Run, RunError, Server, ServerConfig, Target, TargetKind, catalogue, exit,
+    Baseline, Level, Matrix, Run, RunError, Server, ServerConfig, Target, TargetKind, TargetRun,
+    catalogue, exit, junit, markdown, regression,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -21,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the suite against a target (default: the embedded reference server).
     Run(RunArgs),
+    /// Run the suite against several targets and write the conformance matrix.
+    Matrix(MatrixArgs),
     /// Serve the embedded reference server on 127.0.0.1.
     Serve {
         /// The port (0: any free port).
@@ -29,6 +37,21 @@ enum Command {
     },
     /// List the case classes with their operation, level and provenance.
     List,
+    /// Re-run a saved reproducer (a file of corpus/regressions/): its fixtures
+    /// and request, or its whole sequence, re-signed, with every check's verdict.
+    Replay {
+        /// The saved reproducer (JSON).
+        file: PathBuf,
+        /// The IAM endpoint (default: the embedded reference server).
+        #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+        endpoint: Option<String>,
+        /// What kind of target the endpoint is.
+        #[arg(long, value_enum)]
+        target_kind: Option<TargetKind>,
+        /// Permit a replay against real AWS (amazonaws.com).
+        #[arg(long)]
+        allow_aws: bool,
+    },
 }
 
 #[derive(Args)]
@@ -39,6 +62,44 @@ struct RunArgs {
     /// What kind of target the endpoint is.
     #[arg(long, value_enum)]
     target_kind: Option<TargetKind>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Known divergences of this target (TOML); they do not fail the run.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Write a baseline of this run's divergences here (to start a new target's baseline).
+    #[arg(long)]
+    write_baseline: Option<PathBuf>,
+    #[command(flatten)]
+    sinks: SinkArgs,
+}
+
+#[derive(Args)]
+struct MatrixArgs {
+    /// A target: NAME=URL[,KIND[,VERSION]] (repeatable). NAME names its baseline
+    /// (DIR/NAME.toml) and its regressions; KIND defaults to the kind named NAME,
+    /// if there is one, else generic.
+    #[arg(
+        long = "target",
+        required = true,
+        value_name = "NAME=URL[,KIND[,VERSION]]"
+    )]
+    targets: Vec<String>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Where the baselines are: DIR/NAME.toml for target NAME (none: no baseline).
+    #[arg(long, default_value = "corpus/baselines")]
+    baseline_dir: PathBuf,
+    #[command(flatten)]
+    sinks: SinkArgs,
+    /// Put the Markdown matrix into this file between its matrix markers.
+    #[arg(long)]
+    readme: Option<PathBuf>,
+}
+
+/// How every target is run.
+#[derive(Args)]
+struct SettingsArgs {
     /// The signing region.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -60,21 +121,29 @@ struct RunArgs {
     /// Cases in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     jobs: u16,
-    /// Known divergences of this target (TOML); they do not fail the run.
-    #[arg(long)]
-    baseline: Option<PathBuf>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Write a baseline of this run's divergences here (to start a new target's baseline).
-    #[arg(long)]
-    write_baseline: Option<PathBuf>,
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
     /// Permit a run against real AWS (amazonaws.com).
     #[arg(long)]
     allow_aws: bool,
+}
+
+/// Where the reports go.
+#[derive(Args)]
+struct SinkArgs {
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one test case per target and case class).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write the Markdown report (the conformance matrix) here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Save the shrunk case of every divergence under DIR/<target>/.
+    #[arg(long, value_name = "DIR")]
+    regressions: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -88,73 +157,119 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Matrix(args) => runtime.block_on(matrix(args)),
         Command::Serve { port } => runtime.block_on(serve(port)),
         Command::List => list(),
+        Command::Replay {
+            file,
+            endpoint,
+            target_kind,
+            allow_aws,
+        } => runtime.block_on(replay(&file, endpoint, target_kind, allow_aws)),
     };
     ExitCode::from(code)
 }
 
-async fn run(args: RunArgs) -> u8 {
-    match plan(&args) {
-        Ok(plan) => execute(plan, &args).await,
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
+/// Prints a startup or usage error and returns its exit code.
+fn fail(e: &RunError) -> u8 {
+    eprintln!("error: {e}");
+    e.exit_code()
 }
 
-/// Validates the arguments and builds the run.
+async fn run(args: RunArgs) -> u8 {
+    let seed = seed(&args.settings);
+    let run = match plan(&args).and_then(|r| configure(r, &args.settings, seed)) {
+        Ok(run) => run,
+        Err(e) => return fail(&e),
+    };
+    let name = run.target().map_or(TargetKind::Embedded, |t| t.kind).name();
+    let target = match execute(run, name, None).await {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    print!("{}", target.report.render_console());
+    let json = serde_json::to_string_pretty(&target.report).expect("reports serialise");
+    if let Some(path) = &args.write_baseline {
+        let baseline =
+            Baseline::from_divergences(&target.report.target.endpoint, &target.report.divergences);
+        let text = toml::to_string_pretty(&baseline).expect("baselines serialise");
+        if let Err(code) = write(path, &text) {
+            return code;
+        }
+    }
+    let code = target.report.exit_code();
+    let matrix = matrix_of(&args.settings, seed, vec![target]);
+    if let Err(code) = write_sinks(&args.sinks, &matrix, &json) {
+        return code;
+    }
+    eprintln!("exit {code}: {}", exit_meaning(code));
+    code
+}
+
+/// Validates the run's target arguments and builds the run.
 fn plan(args: &RunArgs) -> Result<Run, RunError> {
     let endpoint = args
         .endpoint
         .clone()
         .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
         .filter(|e| !e.is_empty());
+    let mut run = match endpoint {
+        None => Run::embedded(),
+        Some(e) => {
+            let target = target(&e, args.target_kind)
+                .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
+            Run::against(target)
+        }
+    };
+    if let Some(path) = &args.baseline {
+        run = run.baseline(Baseline::load(path).map_err(RunError::Usage)?);
+    }
+    Ok(run)
+}
+
+/// A target at an http(s) endpoint; without a kind, `aws` or `generic` by its host.
+fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> {
+    let url: url::Url = endpoint
+        .parse()
+        .map_err(|err| RunError::Usage(format!("{endpoint:?} is not a URL: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(RunError::Usage(format!(
+            "{endpoint:?} must be http or https"
+        )));
+    }
+    let mut target = Target::new(url, TargetKind::Generic);
+    target.kind = kind.unwrap_or(if target.is_aws() {
+        TargetKind::Aws
+    } else {
+        TargetKind::Generic
+    });
+    Ok(target)
+}
+
+fn seed(args: &SettingsArgs) -> u64 {
+    args.seed
+        .unwrap_or_else(|| u64::from(std::process::id()) << 32 ^ now_nanos())
+}
+
+/// Applies the shared settings to a run and validates it.
+fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> {
     if !args.timeout.is_finite() || args.timeout <= 0.0 {
         return Err(RunError::Usage(
             "--timeout must be a positive number of seconds".into(),
         ));
     }
-    let mut run = match endpoint {
-        None => Run::embedded(),
-        Some(e) => {
-            let url: url::Url = e
-                .parse()
-                .map_err(|err| RunError::Usage(format!("--endpoint {e:?} is not a URL: {err}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(RunError::Usage(format!(
-                    "--endpoint {e:?} must be http or https"
-                )));
-            }
-            let mut target = Target::new(url, TargetKind::Generic);
-            target.kind = args.target_kind.unwrap_or(if target.is_aws() {
-                TargetKind::Aws
-            } else {
-                TargetKind::Generic
-            });
-            target.region = args.region.clone();
-            Run::against(target)
-        }
-    };
-    let baseline = match &args.baseline {
-        Some(path) => Baseline::load(path).map_err(RunError::Usage)?,
-        None => Baseline::default(),
-    };
-    let seed = args
-        .seed
-        .unwrap_or_else(|| u64::from(std::process::id()) << 32 ^ now_nanos());
-    run = run
+    let run = run
+        .region(&args.region)
         .cases(args.cases)
         .seed(seed)
         .jobs(usize::from(args.jobs))
         .level(args.level)
         .strict(args.strict)
         .only(args.only.clone())
-        .baseline(baseline)
         .timeout(Duration::from_secs_f64(args.timeout))
         .allow_aws(args.allow_aws)
         .progress(true);
+    run.validate()?;
     Ok(run)
 }
 
@@ -164,57 +279,276 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-async fn execute(run: Run, args: &RunArgs) -> u8 {
-    let classes = match run.validate() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
+/// Runs one target, timed; a run that cannot start gives its exit code.
+async fn execute(run: Run, name: String, version: Option<String>) -> Result<TargetRun, u8> {
     let target = run.target().map_or_else(
         || "the embedded reference server".to_string(),
-        |t| format!("{} ({:?})", t.endpoint, t.kind),
+        |t| format!("{} ({})", t.endpoint, t.kind.name()),
     );
     eprintln!(
         "iam-conformance: {} classes x {} cases against {target}, seed {}",
-        classes.len(),
+        run.classes().map_or(0, |c| c.len()),
         run.settings().cases,
         run.settings().seed
     );
-    let report = match run.execute().await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
-    print!("{}", report.render_console());
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).expect("reports serialise");
-        if let Err(e) = std::fs::write(path, json) {
-            eprintln!("error: failed to write {}: {e}", path.display());
-            return exit::USAGE;
+    let start = Instant::now();
+    let report = run.execute().await.map_err(|e| fail(&e))?;
+    Ok(TargetRun {
+        name,
+        version,
+        seconds: start.elapsed().as_secs_f64(),
+        report,
+    })
+}
+
+fn matrix_of(args: &SettingsArgs, seed: u64, targets: Vec<TargetRun>) -> Matrix {
+    Matrix {
+        date: time::OffsetDateTime::now_utc().date().to_string(),
+        seed,
+        cases: args.cases,
+        level: args.level,
+        targets,
+    }
+}
+
+/// One target of a matrix: NAME=URL[,KIND[,VERSION]].
+struct TargetSpec {
+    name: String,
+    version: Option<String>,
+    target: Target,
+}
+
+fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
+    let usage = |why: &str| RunError::Usage(format!("--target {spec:?}: {why}"));
+    let (name, rest) = spec
+        .split_once('=')
+        .ok_or_else(|| usage("expected NAME=URL[,KIND[,VERSION]]"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(usage("NAME must be lower-case letters, digits and '-'"));
+    }
+    let mut parts = rest.split(',');
+    let url = parts.next().unwrap_or_default();
+    let kind = parts
+        .next()
+        .map(|k| {
+            <TargetKind as clap::ValueEnum>::from_str(k, true)
+                .map_err(|_| usage(&format!("{k:?} is not a target kind")))
+        })
+        .transpose()?;
+    let version = parts.next().filter(|v| !v.is_empty()).map(str::to_string);
+    if parts.next().is_some() {
+        return Err(usage("expected NAME=URL[,KIND[,VERSION]]"));
+    }
+    let named = <TargetKind as clap::ValueEnum>::from_str(name, false).ok();
+    let target = target(url, kind.or(named)).map_err(|e| usage(&e.to_string()))?;
+    Ok(TargetSpec {
+        name: name.to_string(),
+        version,
+        target,
+    })
+}
+
+async fn matrix(args: MatrixArgs) -> u8 {
+    let seed = seed(&args.settings);
+    let mut runs = Vec::new();
+    for spec in &args.targets {
+        let planned = parse_target(spec).and_then(|spec| {
+            if runs
+                .iter()
+                .any(|(s, _): &(TargetSpec, Run)| s.name == spec.name)
+            {
+                return Err(RunError::Usage(format!(
+                    "--target {}: the name is given twice",
+                    spec.name
+                )));
+            }
+            let path = args.baseline_dir.join(format!("{}.toml", spec.name));
+            let baseline = if path.exists() {
+                Baseline::load(&path).map_err(RunError::Usage)?
+            } else {
+                eprintln!(
+                    "iam-conformance: no baseline for {} ({})",
+                    spec.name,
+                    path.display()
+                );
+                Baseline::default()
+            };
+            let run = Run::against(spec.target.clone()).baseline(baseline);
+            Ok((spec, configure(run, &args.settings, seed)?))
+        });
+        match planned {
+            Ok(r) => runs.push(r),
+            Err(e) => return fail(&e),
         }
     }
-    if let Some(path) = &args.write_baseline {
-        let baseline = Baseline::from_divergences(&report.target.endpoint, &report.divergences);
-        let text = toml::to_string_pretty(&baseline).expect("baselines serialise");
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("error: failed to write {}: {e}", path.display());
-            return exit::USAGE;
+    let mut targets = Vec::new();
+    for (spec, run) in runs {
+        let target = match execute(run, spec.name, spec.version).await {
+            Ok(t) => t,
+            Err(code) => return code,
+        };
+        println!(
+            "\n== {}\n{}",
+            target.label(),
+            target.report.render_console()
+        );
+        targets.push(target);
+    }
+    let matrix = matrix_of(&args.settings, seed, targets);
+    let json = serde_json::to_string_pretty(&matrix).expect("matrices serialise");
+    if let Err(code) = write_sinks(&args.sinks, &matrix, &json) {
+        return code;
+    }
+    if let Some(path) = &args.readme {
+        let spliced = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| markdown::splice(&doc, &markdown::render(&matrix)));
+        match spliced {
+            Ok(text) => {
+                if let Err(code) = write(path, &text) {
+                    return code;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: failed to update {}: {e}", path.display());
+                return exit::USAGE;
+            }
         }
     }
-    let code = report.exit_code();
-    let why = match code {
-        exit::CONFORMANT => "conformant: nothing beyond the baseline",
-        exit::DIVERGENT => "divergences found (or stale baseline entries)",
-        exit::TRANSPORT => "transport trouble: some cases could not be judged",
-        exit::NOTHING_RAN => "no case ran",
-        _ => "",
-    };
-    eprintln!("exit {code}: {why}");
+    for t in &matrix.targets {
+        let code = t.report.exit_code();
+        eprintln!(
+            "{}: exit {code} ({}), {} cases in {:.1} s ({:.0} cases/s)",
+            t.label(),
+            exit_meaning(code),
+            t.report.summary.cases,
+            t.seconds,
+            t.rate()
+        );
+    }
+    let code = matrix.exit_code();
+    eprintln!("exit {code}: {}", exit_meaning(code));
     code
+}
+
+/// Writes the reports the arguments ask for; `json` is the run's or the matrix's.
+fn write_sinks(sinks: &SinkArgs, matrix: &Matrix, json: &str) -> Result<(), u8> {
+    if let Some(path) = &sinks.json {
+        write(path, json)?;
+    }
+    if let Some(path) = &sinks.markdown {
+        write(path, &markdown::render(matrix))?;
+    }
+    if let Some(path) = &sinks.junit {
+        write(path, &junit::render(matrix))?;
+    }
+    if let Some(dir) = &sinks.regressions {
+        for t in &matrix.targets {
+            match regression::save(dir, &t.name, &t.label(), &t.report.divergences) {
+                Ok(n) => eprintln!(
+                    "{}: {n} regression file(s) written under {}",
+                    t.label(),
+                    dir.join(&t.name).display()
+                ),
+                Err(e) => {
+                    eprintln!("error: failed to save regressions: {e}");
+                    return Err(exit::USAGE);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), u8> {
+    std::fs::write(path, text).map_err(|e| {
+        eprintln!("error: failed to write {}: {e}", path.display());
+        exit::USAGE
+    })
+}
+
+/// Replays one saved reproducer and prints each check's verdict: exit 0 when
+/// the target answers as AWS does, 1 when it diverges, 3 on transport trouble.
+async fn replay(
+    file: &Path,
+    endpoint: Option<String>,
+    kind: Option<TargetKind>,
+    allow_aws: bool,
+) -> u8 {
+    let regression = match Regression::load(file) {
+        Ok(r) => r,
+        Err(e) => return fail(&RunError::Usage(e)),
+    };
+    let server;
+    let target = match endpoint {
+        Some(e) => match target(&e, kind) {
+            Ok(t) if t.is_aws() && !allow_aws => {
+                return fail(&RunError::Usage(format!(
+                    "{} is real AWS: refusing to send anything without --allow-aws",
+                    t.endpoint
+                )));
+            }
+            Ok(t) => t,
+            Err(e) => return fail(&e),
+        },
+        None => {
+            server = match Server::start(0, ServerConfig::default()).await {
+                Ok(s) => s,
+                Err(e) => return fail(&RunError::Start(format!("embedded server: {e}"))),
+            };
+            Target::new(server.url(), TargetKind::Embedded)
+        }
+    };
+    let client = match Client::new(target, Duration::from_secs(10)) {
+        Ok(c) => c,
+        Err(e) => return fail(&RunError::Start(e.to_string())),
+    };
+    println!(
+        "replaying {} ({} {}, found on {}) against {}",
+        file.display(),
+        regression.class,
+        regression.check,
+        regression.found_on,
+        client.target().endpoint
+    );
+    let run = run_case(&client, &regression.case, Level::Messages).await;
+    for request in run.exchange.setup.iter().chain(&run.exchange.request) {
+        println!("  sent {}", request.form());
+    }
+    match run.outcome {
+        CaseOutcome::Checked(checks) => {
+            for c in &checks {
+                let verdict = c.verdict(false).as_str();
+                match &c.mismatch {
+                    None => println!("{verdict:>10}  {}", c.check),
+                    Some(m) => println!(
+                        "{verdict:>10}  {} [{}]\n            expected: {}\n            actual:   {}",
+                        c.check,
+                        c.provenance.as_str(),
+                        m.expected,
+                        m.actual
+                    ),
+                }
+            }
+            if checks.iter().any(|c| c.mismatch.is_some()) {
+                exit::DIVERGENT
+            } else {
+                exit::CONFORMANT
+            }
+        }
+        CaseOutcome::Unsupported(detail) => {
+            println!("unsupported: {detail}");
+            exit::CONFORMANT
+        }
+        CaseOutcome::Error(e) => {
+            eprintln!("error: {e}");
+            exit::TRANSPORT
+        }
+    }
 }
 
 async fn serve(port: u16) -> u8 {

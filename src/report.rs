@@ -114,6 +114,8 @@ pub struct Summary {
 pub struct ClassEntry {
     pub id: &'static str,
     pub operation: Operation,
+    /// The deepest level at which the class has an expectation.
+    pub level: Level,
     pub verdict: Verdict,
     pub cases: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +188,7 @@ impl Report {
                 .map(|o| ClassEntry {
                     id: o.class.id,
                     operation: o.class.operation,
+                    level: o.class.level,
                     verdict: o.verdict,
                     cases: o.cases,
                     note: o.note.clone(),
@@ -290,4 +293,20 @@ fn indent(text: &str, prefix: &str) -> String {
         .map(|l| format!("{prefix}{l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The text with control characters (and the two non-characters XML forbids)
+/// spelled as `\u{..}` escapes, so that a generated value cannot break a
+/// Markdown table or make a JUnit file invalid XML.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c.is_control() && !matches!(c, '\n' | '\t')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+            {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

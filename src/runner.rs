@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::StreamExt;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
 
@@ -51,7 +51,7 @@ impl Default for Settings {
 }
 
 /// The requests a case sent, in order: what a reproducer replays.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
     pub setup: Vec<Request>,
     pub request: Option<Request>,
@@ -119,11 +119,15 @@ pub struct Divergence {
     pub shrink_runs: u32,
 }
 
-/// The exact request, and a shell script of curl commands (fixtures first).
+/// The exact request, and a shell script of curl commands (fixtures first);
+/// the shrunk case itself and the requests it sent, for a faithful replay
+/// (see [`crate::regression`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Reproducer {
     pub request: String,
     pub curl: String,
+    pub case: Case,
+    pub exchange: Exchange,
 }
 
 /// Everything one class came to.
@@ -273,7 +277,7 @@ impl Tally {
         // shows the class's other divergences too, and serves for them.
         while let Some(check) = pending.iter().min_by_key(|(_, (i, _))| *i).map(|(c, _)| *c) {
             let (i, run) = pending.remove(check).expect("a pending check");
-            let (best, tries) = shrink(client, ctx, class, i, run, check, settings).await;
+            let (best, case, tries) = shrink(client, ctx, class, i, run, check, settings).await;
             let CaseOutcome::Checked(checks) = &best.outcome else {
                 continue;
             };
@@ -291,7 +295,7 @@ impl Tally {
                         provenance: result.provenance,
                         expected,
                         actual,
-                        reproducer: reproducer(client, &best.exchange),
+                        reproducer: reproducer(client, case.clone(), best.exchange.clone()),
                         shrink_runs: tries,
                     });
                 }
@@ -315,7 +319,7 @@ impl Tally {
 }
 
 /// Shrinks case `index` of a class while it still diverges on `check`;
-/// returns the smallest run that does, and how many runs shrinking took.
+/// returns the smallest run that does, its case, and how many runs shrinking took.
 async fn shrink(
     client: &Client,
     ctx: &Context,
@@ -324,7 +328,7 @@ async fn shrink(
     original: CaseRun,
     check: &'static str,
     settings: &Settings,
-) -> (CaseRun, u32) {
+) -> (CaseRun, Case, u32) {
     let strategy = class.strategy();
     let mut runner = class_runner(class, settings.seed);
     for _ in 0..index {
@@ -336,13 +340,16 @@ async fn shrink(
         .new_tree(&mut runner)
         .expect("case strategies do not reject");
     let mut best = original;
+    let mut best_case = tree.current();
     let mut tries = 0;
     if tree.simplify() {
         while tries < settings.shrink_budget {
             tries += 1;
-            let run = ctx.run(client, &tree.current()).await;
+            let case = tree.current();
+            let run = ctx.run(client, &case).await;
             if run.diverging().contains(&check) {
                 best = run;
+                best_case = case;
                 if !tree.simplify() {
                     break;
                 }
@@ -351,10 +358,10 @@ async fn shrink(
             }
         }
     }
-    (best, tries)
+    (best, best_case, tries)
 }
 
-fn reproducer(client: &Client, exchange: &Exchange) -> Reproducer {
+fn reproducer(client: &Client, case: Case, exchange: Exchange) -> Reproducer {
     let mut lines = vec![
         "# Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY first (any values for an emulator)."
             .to_string(),
@@ -372,6 +379,8 @@ fn reproducer(client: &Client, exchange: &Exchange) -> Reproducer {
             .map(Request::form)
             .unwrap_or_default(),
         curl: lines.join("\n"),
+        case,
+        exchange,
     }
 }
 
@@ -502,7 +511,7 @@ impl Attempt<'_> {
                     Request::new(Operation::UpdateSSHPublicKey)
                         .with("UserName", &name)
                         .with("SSHPublicKeyId", &id)
-                        .with("Status", key.status)
+                        .with("Status", &key.status)
                 } else {
                     continue;
                 };
@@ -520,7 +529,7 @@ impl Attempt<'_> {
     async fn test(&mut self, case: &Case) -> CaseOutcome {
         let mut request = Request {
             params: Vec::new(),
-            wire: case.wire,
+            wire: case.wire.clone(),
         };
         if let Some(action) = &case.action {
             request = request.with("Action", action);
@@ -603,11 +612,11 @@ impl Attempt<'_> {
         let mut last = None;
         for step in steps {
             let pick = |list: &Vec<String>, i: usize| list.get(i % list.len().max(1)).cloned();
-            let user = |i: usize| pick(&users, i).unwrap_or_else(|| self.unknown_user());
+            let user = |i: &usize| pick(&users, *i).unwrap_or_else(|| self.unknown_user());
             let key =
-                |i: usize| pick(&keys, i).unwrap_or_else(|| "APKAXXXXXXXXXXXXXXXX".to_string());
+                |i: &usize| pick(&keys, *i).unwrap_or_else(|| "APKAXXXXXXXXXXXXXXXX".to_string());
             let mut model_marker = None;
-            let request = match *step {
+            let request = match step {
                 Step::CreateUser => Request::new(Operation::CreateUser).with(
                     "UserName",
                     format!("{}-{}-s{}", self.ctx.prefix, self.n, users.len()),
@@ -792,7 +801,10 @@ impl Attempt<'_> {
         // Responses echo these members; other generated values never are.
         for (name, value) in &case.params {
             if let Value::Text(text) = value
-                && matches!(*name, "UserName" | "SSHPublicKeyId" | "SSHPublicKeyBody")
+                && matches!(
+                    name.as_str(),
+                    "UserName" | "SSHPublicKeyId" | "SSHPublicKeyBody"
+                )
                 && !text.is_empty()
             {
                 names.push((text.clone(), format!("{{{name}}}")));

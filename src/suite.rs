@@ -8,7 +8,7 @@
 //! snapshots key on them.
 
 use proptest::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::Level;
 use crate::keys;
@@ -18,7 +18,7 @@ use crate::strategies;
 use crate::wire::Wire;
 
 /// A member value of the request under test.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     /// This exact text.
     Text(String),
@@ -38,7 +38,8 @@ pub enum Value {
 }
 
 /// A user to create before the request, with its keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserSetup {
     /// Pad the unique name to this many characters.
     pub name_len: Option<usize>,
@@ -46,18 +47,19 @@ pub struct UserSetup {
 }
 
 /// A key to upload (from the corpus), then bring to a status or delete.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeySetup {
-    pub status: &'static str,
+    pub status: String,
     pub deleted: bool,
     /// Upload it PEM-encoded rather than as an `ssh-rsa` line.
     pub pem: bool,
 }
 
 impl KeySetup {
-    fn with_status(status: &'static str) -> KeySetup {
+    fn with_status(status: &str) -> KeySetup {
         KeySetup {
-            status,
+            status: status.to_string(),
             deleted: false,
             pem: false,
         }
@@ -67,7 +69,7 @@ impl KeySetup {
 /// One step of a stateful sequence. Indices pick among the users and keys the
 /// sequence has made so far (modulo their number, deleted ones included), so
 /// every sequence is valid, and shrinking it leaves a shorter valid one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     CreateUser,
     GetUser {
@@ -84,12 +86,12 @@ pub enum Step {
     Update {
         user: usize,
         key: usize,
-        status: &'static str,
+        status: String,
     },
     Get {
         user: usize,
         key: usize,
-        encoding: &'static str,
+        encoding: String,
     },
     List {
         user: usize,
@@ -105,13 +107,16 @@ pub enum Step {
     },
 }
 
-/// One concrete case: what to set up and what to send.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One concrete case: what to set up and what to send. It reads back from
+/// what it serialises to (a saved regression); [`Case::validate`] then checks
+/// that its references resolve against its own setup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Case {
     pub users: Vec<UserSetup>,
     pub operation: Operation,
     /// Members in wire order; an absent member is simply not listed.
-    pub params: Vec<(&'static str, Value)>,
+    pub params: Vec<(String, Value)>,
     /// The Action sent (`None`: left out); the operation's name but in protocol cases.
     pub action: Option<String>,
     /// The Version sent (`None`: left out); 2010-05-08 but in protocol cases.
@@ -123,20 +128,47 @@ pub struct Case {
 
 impl Case {
     /// A case of `op` sent the way the SDKs send it.
-    pub fn new(
-        users: Vec<UserSetup>,
-        operation: Operation,
-        params: Vec<(&'static str, Value)>,
-    ) -> Case {
+    pub fn new(users: Vec<UserSetup>, operation: Operation, params: Vec<(&str, Value)>) -> Case {
         Case {
             users,
             operation,
-            params,
+            params: params
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
             action: Some(operation.name().to_string()),
             version: Some(API_VERSION.to_string()),
             wire: Wire::Post,
             sequence: Vec::new(),
         }
+    }
+
+    /// Checks what a file cannot promise: every reference names a set-up
+    /// user or key, and every key status is one a key can be set to.
+    pub fn validate(&self) -> Result<(), String> {
+        for user in &self.users {
+            for key in &user.keys {
+                if !["Active", "Inactive"].contains(&key.status.as_str()) {
+                    return Err(format!(
+                        "key status {:?} is not Active or Inactive",
+                        key.status
+                    ));
+                }
+            }
+        }
+        let has_key =
+            |user: usize, key: usize| self.users.get(user).is_some_and(|u| key < u.keys.len());
+        for (name, value) in &self.params {
+            let resolves = match value {
+                Value::User(i) => *i < self.users.len(),
+                Value::Key { user, key } | Value::KeyBody { user, key, .. } => has_key(*user, *key),
+                Value::Text(_) | Value::UnknownUser => true,
+            };
+            if !resolves {
+                return Err(format!("{name} refers to {value:?}, which the setup lacks"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -409,7 +441,7 @@ fn pem_uploaded(encoding: &'static str) -> BoxedStrategy<Case> {
     let setup = Just(vec![UserSetup {
         name_len: None,
         keys: vec![KeySetup {
-            status: "Active",
+            status: "Active".to_string(),
             deleted: false,
             pem: true,
         }],
@@ -427,9 +459,9 @@ fn step() -> BoxedStrategy<Step> {
         1 => n.clone().prop_map(|user| Step::DeleteUser { user }),
         4 => (n.clone(), 0usize..8).prop_map(|(user, material)| Step::Upload { user, material }),
         4 => (n.clone(), n.clone(), proptest::sample::select(vec!["Active", "Inactive"]))
-            .prop_map(|(user, key, status)| Step::Update { user, key, status }),
+            .prop_map(|(user, key, status)| Step::Update { user, key, status: status.to_string() }),
         2 => (n.clone(), n.clone(), proptest::sample::select(vec!["SSH", "PEM"]))
-            .prop_map(|(user, key, encoding)| Step::Get { user, key, encoding }),
+            .prop_map(|(user, key, encoding)| Step::Get { user, key, encoding: encoding.to_string() }),
         2 => (n.clone(), proptest::option::of(1u16..=3)).prop_map(|(user, max_items)| Step::List { user, max_items }),
         1 => n.clone().prop_map(|user| Step::NextPage { user }),
         2 => (n.clone(), n).prop_map(|(user, key)| Step::Delete { user, key }),
@@ -592,7 +624,7 @@ pub fn catalogue() -> &'static [CaseClass] {
         class!("update.key_id.deleted", UpdateSSHPublicKey, Messages, Live / Live,
             "the id of a key that was uploaded and deleted",
             update(
-                Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active", deleted: true, pem: false }] }]).boxed(),
+                Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active".to_string(), deleted: true, pem: false }] }]).boxed(),
                 user(0), key(0, 0), any_status())),
         class!("update.unknown_user_and_key", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "neither the user nor the key exists: the user is named",
@@ -730,7 +762,7 @@ pub fn catalogue() -> &'static [CaseClass] {
             get(users(&[&[], &["Active"]]), user(0), key(1, 0), any_encoding())),
         class!("get.key_id.deleted", GetSSHPublicKey, Messages, Live / Live,
             "the id of a deleted key",
-            get(Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active", deleted: true, pem: false }] }]).boxed(),
+            get(Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active".to_string(), deleted: true, pem: false }] }]).boxed(),
                 user(0), key(0, 0), any_encoding())),
         class!("get.key_id.too_short", GetSSHPublicKey, Messages, Model / Inferred,
             "an id of 1 to 19 characters",
@@ -804,7 +836,7 @@ pub fn catalogue() -> &'static [CaseClass] {
             delete(one_user(), user(0), some_key_id())),
         class!("delete.key_id.deleted", DeleteSSHPublicKey, Messages, Live / Live,
             "a key deleted twice",
-            delete(Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active", deleted: true, pem: false }] }]).boxed(),
+            delete(Just(vec![UserSetup { name_len: None, keys: vec![KeySetup { status: "Active".to_string(), deleted: true, pem: false }] }]).boxed(),
                 user(0), key(0, 0))),
         class!("delete.key_id.of_other_user", DeleteSSHPublicKey, Messages, Inferred / Inferred,
             "another user's key: not found, and it stays",
@@ -856,7 +888,7 @@ pub fn catalogue() -> &'static [CaseClass] {
             bent(valid_update(), |c| c.wire = Wire::Unsigned)),
         class!("protocol.other_service_scope", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "a valid request signed for another service (sts, s3, ec2)",
-            bent_with(valid_update(), proptest::sample::select(vec!["sts", "s3", "ec2"]), |c, s| c.wire = Wire::Scope(s))),
+            bent_with(valid_update(), proptest::sample::select(vec!["sts", "s3", "ec2"]), |c, s| c.wire = Wire::Scope(s.to_string()))),
         class!("protocol.action.unknown", UpdateSSHPublicKey, Messages, Live / Live,
             "an Action that is no operation",
             bent_with(valid_update(), unknown_action(), |c, a| c.action = Some(a))),
@@ -887,7 +919,7 @@ pub fn catalogue() -> &'static [CaseClass] {
         class!("protocol.extra_params", UpdateSSHPublicKey, Shape, Inferred / Inferred,
             "a valid request with a parameter no operation has: ignored",
             bent_with(valid_update(), proptest::string::string_regex("[a-z]{1,12}").expect("valid regex"),
-                |c, v| c.params.push(("Foo", Value::Text(v))))),
+                |c, v| c.params.push(("Foo".to_string(), Value::Text(v))))),
         class!("protocol.duplicate_param", UpdateSSHPublicKey, Shape, Inferred / Inferred,
             "Status twice, Inactive then Active: the first wins",
             request(Operation::UpdateSSHPublicKey, users(&[&["Active"]]), vec![
@@ -901,7 +933,7 @@ pub fn catalogue() -> &'static [CaseClass] {
             bent(valid_update(), |c| c.wire = Wire::NoContentType)),
         class!("protocol.invalid_utf8", GetUser, Messages, Model / Inferred,
             "a UserName whose percent-encoding is not UTF-8",
-            bent(user_op(Operation::GetUser, no_users(), absent()), |c| c.wire = Wire::Appended("UserName=%FF%FEab"))),
+            bent(user_op(Operation::GetUser, no_users(), absent()), |c| c.wire = Wire::Appended("UserName=%FF%FEab".to_string()))),
         class!("protocol.lowercase_members", UpdateSSHPublicKey, Messages, Inferred / Inferred,
             "member names in lower camel case: unknown, so the real ones are missing",
             request(Operation::UpdateSSHPublicKey, one_key(), vec![
@@ -919,6 +951,58 @@ pub fn class(id: &str) -> Option<&'static CaseClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cases_read_back_from_what_they_serialise_to() {
+        for class in catalogue() {
+            for case in crate::runner::cases_of(class, 3).take(5) {
+                let json = serde_json::to_string(&case).unwrap();
+                let back: Case = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, case, "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_class_case_reads_back_from_its_json() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        for class in catalogue() {
+            let case = class.strategy().new_tree(&mut runner).unwrap().current();
+            let json = serde_json::to_string(&case).unwrap();
+            let back: Case = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, case, "{}", class.id);
+            assert_eq!(back.validate(), Ok(()), "{}", class.id);
+        }
+    }
+
+    #[test]
+    fn saved_cases_must_resolve_against_their_setup() {
+        let mut case = Case::new(
+            Vec::new(),
+            Operation::UpdateSSHPublicKey,
+            vec![("UserName", Value::User(0))],
+        );
+        assert!(
+            case.validate()
+                .unwrap_err()
+                .contains("which the setup lacks")
+        );
+        case.users.push(UserSetup {
+            name_len: None,
+            keys: vec![KeySetup::with_status("active")],
+        });
+        assert!(
+            case.validate()
+                .unwrap_err()
+                .contains("is not Active or Inactive")
+        );
+        case.users[0].keys[0].status = "Inactive".into();
+        assert_eq!(case.validate(), Ok(()));
+        case.params
+            .push(("SSHPublicKeyId".into(), Value::Key { user: 0, key: 1 }));
+        assert!(case.validate().is_err());
+    }
 
     #[test]
     fn ids_are_unique_and_dotted() {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials as SigningCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::spec::{API_VERSION, Operation};
@@ -35,7 +35,7 @@ const THROTTLING_CODES: [&str; 6] = [
 
 /// An awsQuery request: name/value pairs in wire order, Action and Version
 /// included, and how it travels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub params: Vec<(String, String)>,
     pub wire: Wire,
@@ -43,7 +43,7 @@ pub struct Request {
 
 /// How a request travels. The SDKs send [`Wire::Post`]; the others are for
 /// protocol cases.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Wire {
     /// A SigV4-signed form POST.
@@ -54,19 +54,19 @@ pub enum Wire {
     /// A form POST without a signature.
     Unsigned,
     /// A form POST signed for another service.
-    Scope(&'static str),
+    Scope(String),
     /// A signed POST whose body is the parameters as a JSON object.
     Json,
     /// A signed form POST without a Content-Type header.
     NoContentType,
     /// A signed form POST with this raw form text appended to the body.
-    Appended(&'static str),
+    Appended(String),
 }
 
 impl Wire {
     /// The parameters a server reads from a request sent this way: only a
     /// form body or a query string carries them.
-    pub fn params_seen(self, params: &[(String, String)]) -> Vec<(String, String)> {
+    pub fn params_seen(&self, params: &[(String, String)]) -> Vec<(String, String)> {
         match self {
             Wire::Json | Wire::NoContentType => Vec::new(),
             Wire::Appended(tail) => params
@@ -79,7 +79,7 @@ impl Wire {
     }
 
     /// The service the request is signed for; `None` when it is not signed.
-    pub fn scope(self) -> Option<&'static str> {
+    pub fn scope(&self) -> Option<&str> {
         match self {
             Wire::Unsigned => None,
             Wire::Scope(service) => Some(service),
@@ -129,7 +129,7 @@ impl Request {
             content_type,
             body,
         };
-        match self.wire {
+        match &self.wire {
             Wire::Post | Wire::Unsigned | Wire::Scope(_) => post(Some(FORM), self.form()),
             Wire::NoContentType => post(None, self.form()),
             Wire::Appended(tail) => post(Some(FORM), format!("{}&{tail}", self.form())),
@@ -185,15 +185,27 @@ impl Request {
 }
 
 /// Who answers: the kind selects hooks; `embedded` is the reference server.
+/// Names are kebab-case on the command line and in reports (`moto-ext`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
     Embedded,
     Aws,
     Moto,
+    /// moto-ext, LocalStack's fork of moto.
+    MotoExt,
     Localstack,
     Ministack,
     Generic,
+}
+
+impl TargetKind {
+    /// The kebab-case name, as the command line and the reports spell it (`moto-ext`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Signing credentials. Never printed: `Debug` shows only where they came from.
@@ -681,6 +693,15 @@ mod tests {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("$AWS_SESSION_TOKEN"));
+    }
+
+    #[test]
+    fn target_kinds_have_one_name_in_reports_and_on_the_command_line() {
+        for kind in <TargetKind as clap::ValueEnum>::value_variants() {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json.as_str(), Some(kind.name().as_str()));
+        }
+        assert_eq!(TargetKind::MotoExt.name(), "moto-ext");
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! - `snapshot::<class>` checks the embedded server's answer to the class's
 //!   simplest case against its golden snapshot in `snapshots/`, and the
 //!   class's declared provenance against the oracle's.
+//! - `regression::<target>/<class>--<check>` replays the shrunk case of a
+//!   divergence once found on an emulator (`corpus/regressions/`) against the
+//!   embedded server, which must pass every check of it.
 //!
 //! `IAM_CONFORMANCE_CASES` (default 100) and `IAM_CONFORMANCE_SEED` (default
 //! fixed) tune the run. Accept new snapshots with `INSTA_UPDATE=always cargo test`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +23,8 @@ use iam_conformance::snapshot::golden;
 use iam_conformance::suite::Case;
 use iam_conformance::wire::Client;
 use iam_conformance::{
-    Baseline, CaseClass, Level, Run, Server, ServerConfig, Target, TargetKind, Verdict, catalogue,
+    Baseline, CaseClass, Level, Regression, Run, Server, ServerConfig, Target, TargetKind, Verdict,
+    catalogue, regression,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 use proptest::strategy::{Strategy, ValueTree};
@@ -71,6 +75,19 @@ fn main() {
         let (rt, target) = (runtime.clone(), embedded.clone());
         trials.push(Trial::test(format!("snapshot::{}", class.id), move || {
             snapshot(&rt, class, target, seed)
+        }));
+    }
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/regressions");
+    for path in regression::files(&corpus).expect("corpus/regressions is readable") {
+        let name = path
+            .strip_prefix(&corpus)
+            .expect("under the corpus")
+            .with_extension("")
+            .display()
+            .to_string();
+        let (rt, target) = (runtime.clone(), embedded.clone());
+        trials.push(Trial::test(format!("regression::{name}"), move || {
+            replay(&rt, &path, target)
         }));
     }
     let conclusion = libtest_mimic::run(&args, trials);
@@ -166,4 +183,17 @@ fn minimal_case(class: &CaseClass, seed: u64) -> Case {
         .expect("case strategies do not reject");
     while tree.simplify() {}
     tree.current()
+}
+
+fn replay(rt: &Runtime, path: &Path, target: Target) -> Result<(), Failed> {
+    let regression = Regression::load(path)?;
+    let client = Client::new(target, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    rt.block_on(regression.replay(&client)).map_err(|e| {
+        format!(
+            "{} (found on {}): the embedded server diverges\n{e}",
+            path.display(),
+            regression.found_on
+        )
+        .into()
+    })
 }

@@ -2,5 +2,6 @@
 
 mod cli;
 mod deviations;
+mod matrix;
 mod report;
 mod transport;
