@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""Draft a baseline from a JSON report, with the reasons a reviewer wrote for
-moto's known divergences.  Usage: baseline-reasons.py REPORT.json TARGET > FILE
+"""Draft a target's baseline from a matrix's JSON report, keeping the reasons
+the current baseline already gives.
 
-Each divergence gets the first reason whose rule matches (class prefix, check,
-a substring of the actual answer); one that no rule explains is written as
-"UNEXPLAINED" so that it cannot slip into a baseline unread.
+  baseline-reasons.py MATRIX.json NAME [corpus/baselines/NAME.toml] > NEW.toml
+
+A divergence the current baseline lists keeps its reason; a new one gets the
+first reason whose rule below matches (class prefix, check, a substring of the
+answer). One that nothing explains is written as "UNEXPLAINED" so that it
+cannot slip into a baseline unread.
 """
 import json
 import sys
+import tomllib
 
 RULES = [
     # (class prefix, check or None, substring of actual or None, reason)
-    ("", "shape.request_id", None, "RequestId is a 52-character random string, not a UUID"),
+    ("", "shape.request_id", "is not a UUID", "RequestId is a 52-character random string, not a UUID"),
+    ("", "shape.request_id", "but header", "the body's RequestId differs from the x-amzn-RequestId header"),
+    ("", "shape.order", None, "keys are listed in upload order, not by key id (AWS's order is inferred)"),
     ("", "shape.elements", "Error/message", "the error envelope carries a lowercase <message> element beside <Message>"),
     ("", None, "ListAllMyBucketsResult", "a request not signed for iam is routed to S3 and answered as ListBuckets"),
     ("", None, "Buckets", "a request not signed for iam is routed to S3 and answered as ListBuckets"),
@@ -65,17 +71,25 @@ def reason(d):
 
 
 def main():
-    report = json.load(open(sys.argv[1]))
-    target = sys.argv[2]
+    matrix = json.load(open(sys.argv[1]))
+    name = sys.argv[2]
+    run = next(t for t in matrix["targets"] if t["name"] == name)
+    label = "%s %s" % (name, run.get("version", "")) if run.get("version") else name
+    known = {}
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], "rb") as f:
+            for e in tomllib.load(f).get("divergence", []):
+                known[(e["class"], e["check"])] = e["reason"]
     entries = {}
-    for d in report["divergences"]:
-        entries[(d["class"], d["check"])] = reason(d)
-    print("# Known divergences of %s from real AWS, keyed by (case class, check)." % target)
+    for d in run["report"]["divergences"]:
+        key = (d["class"], d["check"])
+        entries[key] = known.get(key) or reason(d)
+    print("# Known divergences of %s from real AWS, keyed by (case class, check)." % label)
     print("# A run against it fails on a divergence not listed here and on a listed one that")
-    print("# no longer occurs. Drafted by scripts/baseline-reasons.py from a run's JSON report;")
-    print("# every reason was read against the run's expected and actual answers.")
+    print("# no longer occurs. Drafted by scripts/baseline-reasons.py from a matrix's JSON")
+    print("# report; every reason was read against the run's expected and actual answers.")
     print()
-    print('target = "%s"' % target)
+    print('target = "%s"' % label)
     for (cls, check), text in sorted(entries.items()):
         print()
         print("[[divergence]]")

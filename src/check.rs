@@ -565,6 +565,8 @@ fn compare_tree(
                     )
                 })
             }
+            // The account in an ARN is the target's own; the rest must match.
+            "Arn" if same_but_account(&w.text, &g.text) => None,
             _ if g.text != w.text => Some(format!("expected {:?}, got {:?}", w.text, g.text)),
             _ => None,
         };
@@ -572,6 +574,17 @@ fn compare_tree(
             found.fields.push(format!("{label}: {problem}"));
         }
     }
+}
+
+/// Two IAM ARNs equal but for a twelve-digit account.
+fn same_but_account(want: &str, got: &str) -> bool {
+    let split = |arn: &str| -> Option<(String, String)> {
+        let rest = arn.strip_prefix("arn:aws:iam::")?;
+        let (account, tail) = rest.split_once(':')?;
+        (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| (account.to_string(), tail.to_string()))
+    };
+    matches!((split(want), split(got)), (Some((_, a)), Some((_, b))) if a == b)
 }
 
 /// A new id: `[\w]+` of 20 to 128 characters (model); AWS issues `APKA` + 16 and `AIDA` + 17.
@@ -623,6 +636,24 @@ mod tests {
             1
         );
         assert!(split_validation("nonsense").is_none());
+    }
+
+    #[test]
+    fn arns_may_differ_only_in_the_account() {
+        let ours = "arn:aws:iam::123456789012:user/alice";
+        assert!(same_but_account(
+            ours,
+            "arn:aws:iam::000000000000:user/alice"
+        ));
+        assert!(!same_but_account(
+            ours,
+            "arn:aws:iam::000000000000:user/bob"
+        ));
+        assert!(!same_but_account(ours, "arn:aws:iam::12345:user/alice"));
+        assert!(!same_but_account(
+            ours,
+            "arn:aws:s3::000000000000:user/alice"
+        ));
     }
 
     #[test]

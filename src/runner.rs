@@ -904,6 +904,16 @@ async fn check_state(
         let list = client
             .send(&Request::new(Operation::ListSSHPublicKeys).with("UserName", user))
             .await?;
+        // A target without ListSSHPublicKeys cannot show its state: nothing to check.
+        let listing = Prediction {
+            operation: Some(Operation::ListSSHPublicKeys),
+            result: Ok(Success::Empty),
+            codes: Provenance::Live,
+            message: Provenance::Live,
+        };
+        if unsupported(&listing, &list).is_some() {
+            return Ok(());
+        }
         let listed: BTreeMap<String, String> = list
             .xml()
             .and_then(|x| x.at("ListSSHPublicKeysResult/SSHPublicKeys"))
