@@ -3,17 +3,25 @@
 //! It is the default target (a run needs no setup) and the proof that the
 //! checks work: [`Deviation`]s make it differ from AWS on purpose, one way at a
 //! time, and the tests watch each check catch its deviation.
+//!
+//! Whatever arrives, it stays up with bounded memory: hyper bounds the head,
+//! [`MAX_REQUEST_BYTES`] the body, [`READ_TIMEOUT`] how long either may take
+//! to arrive, and a panic while answering becomes a 500 that says so rather
+//! than a dropped connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -21,8 +29,12 @@ use url::Url;
 
 use crate::oracle::{self, Message, Prediction, State, Success};
 
-/// The largest request body the server reads.
-const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The largest request body the server reads; a longer one gets 413.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// How long the head, and then the body, of a request may take to arrive.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The body of the 500 a panic while answering turns into.
+pub const PANIC_BODY: &str = "the embedded server panicked while answering; see its stderr";
 
 /// A deliberate difference from AWS, for proving that a check catches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,15 +93,26 @@ impl Server {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: wait for some to close
+                    // rather than spin on the error.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(shared.serve(req).await) }
+                        async move {
+                            let answer = AssertUnwindSafe(shared.serve(req)).catch_unwind().await;
+                            Ok::<_, Infallible>(answer.unwrap_or_else(|_| plain(500, PANIC_BODY)))
+                        }
                     });
+                    // A client that closes its sending side after the request
+                    // still gets the answer (half_close).
                     let _ = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(READ_TIMEOUT)
+                        .half_close(true)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -126,12 +149,11 @@ impl Shared {
 
     async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let query = req.uri().query().unwrap_or_default().to_string();
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return plain(413, "request body too large"),
+        let body = Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect();
+        let body = match tokio::time::timeout(READ_TIMEOUT, body).await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(_)) => return plain(413, "request body too large"),
+            Err(_) => return plain(408, "request body not received in time"),
         };
         let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .chain(form_urlencoded::parse(&body))
