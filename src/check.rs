@@ -428,7 +428,9 @@ fn check_fields(
 ) {
     // Operations without output have no fields; a missing result element is
     // `shape.elements`' finding.
-    let Some(op) = prediction.operation else { return };
+    let Some(op) = prediction.operation else {
+        return;
+    };
     let Some(wrapper) = &spec::model().operation(op).result_wrapper else {
         return;
     };

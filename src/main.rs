@@ -72,6 +72,10 @@ struct RunArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
+    /// Stop sending this many seconds after the run starts; unfinished cases
+    /// are reported as not run and the run exits 3 (default: no deadline).
+    #[arg(long, allow_negative_numbers = true)]
+    deadline: Option<f64>,
     /// Permit a run against real AWS (amazonaws.com).
     #[arg(long)]
     allow_aws: bool,
@@ -111,10 +115,17 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
         .clone()
         .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
         .filter(|e| !e.is_empty());
-    if !args.timeout.is_finite() || args.timeout <= 0.0 {
-        return Err(RunError::Usage(
-            "--timeout must be a positive number of seconds".into(),
-        ));
+    for (flag, secs) in [
+        ("--timeout", Some(args.timeout)),
+        ("--deadline", args.deadline),
+    ] {
+        if let Some(secs) = secs
+            && (!secs.is_finite() || secs <= 0.0 || Duration::try_from_secs_f64(secs).is_err())
+        {
+            return Err(RunError::Usage(format!(
+                "{flag} must be a positive number of seconds"
+            )));
+        }
     }
     let mut run = match endpoint {
         None => Run::embedded(),
@@ -155,6 +166,9 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
         .timeout(Duration::from_secs_f64(args.timeout))
         .allow_aws(args.allow_aws)
         .progress(true);
+    if let Some(secs) = args.deadline {
+        run = run.deadline(Duration::from_secs_f64(secs));
+    }
     Ok(run)
 }
 
@@ -209,6 +223,9 @@ async fn execute(run: Run, args: &RunArgs) -> u8 {
     let why = match code {
         exit::CONFORMANT => "conformant: nothing beyond the baseline",
         exit::DIVERGENT => "divergences found (or stale baseline entries)",
+        exit::TRANSPORT if report.summary.not_run > 0 => {
+            "the deadline passed: some cases were not run"
+        }
         exit::TRANSPORT => "transport trouble: some cases could not be judged",
         exit::NOTHING_RAN => "no case ran",
         _ => "",

@@ -14,6 +14,7 @@ use crate::check::Level;
 use crate::oracle::Provenance;
 use crate::spec::Operation;
 use crate::strategies::{self, Forbidden};
+use crate::wire::Request;
 
 /// A member value of the request under test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,6 +60,24 @@ pub struct Case {
     pub operation: Operation,
     /// Members in wire order; an absent member is simply not listed.
     pub params: Vec<(&'static str, Value)>,
+}
+
+impl Case {
+    /// The request under test, its references resolved: `users[i]` is the name
+    /// of set-up user `i`, `keys[i][j]` the target's id of that user's key `j`.
+    pub fn request(&self, users: &[String], keys: &[Vec<String>], unknown_user: &str) -> Request {
+        let mut request = Request::new(self.operation);
+        for (name, value) in &self.params {
+            let text = match value {
+                Value::Text(t) => t.clone(),
+                Value::User(i) => users[*i].clone(),
+                Value::UnknownUser => unknown_user.to_string(),
+                Value::Key { user, key } => keys[*user][*key].clone(),
+            };
+            request = request.with(name, text);
+        }
+        request
+    }
 }
 
 /// A named class of inputs with one expected outcome.
