@@ -289,7 +289,7 @@ impl Client {
 
     /// Signs and sends a request; reads and classifies the answer.
     pub async fn send(&self, request: &Request) -> Result<Response, TransportError> {
-        let signed = self.sign(request.form())?;
+        let signed = self.sign(request)?;
         let mut response = self
             .http
             .execute(signed)
@@ -306,6 +306,16 @@ impl Client {
         let content_type = header("content-type");
         let request_id = header("x-amzn-requestid");
         let location = header("location");
+        // A body announced too large is refused unread; one that grows too
+        // large (chunked, or delimited by the connection's end) is cut below.
+        if let Some(length) = response.content_length()
+            && length > MAX_BODY_BYTES as u64
+        {
+            return Err(TransportError::new(
+                TransportErrorKind::TooLarge,
+                format!("Content-Length {length} is more than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify_reqwest(&e))? {
             if bytes.len() + chunk.len() > MAX_BODY_BYTES {
@@ -326,7 +336,9 @@ impl Client {
         })
     }
 
-    fn sign(&self, form: String) -> Result<reqwest::Request, TransportError> {
+    /// Encodes and signs a request without sending it (`send` does this
+    /// first; the benchmarks time it on its own).
+    pub fn sign(&self, request: &Request) -> Result<reqwest::Request, TransportError> {
         let fail = |what: &str, e: &dyn fmt::Display| {
             TransportError::new(TransportErrorKind::Request, format!("{what}: {e}"))
         };
@@ -355,7 +367,7 @@ impl Client {
                 "content-type",
                 "application/x-www-form-urlencoded; charset=utf-8",
             )
-            .body(form)
+            .body(request.form())
             .map_err(|e| fail("build request", &e))?;
         let headers: Vec<(&str, &str)> = req
             .headers()

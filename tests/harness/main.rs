@@ -3,4 +3,5 @@
 mod cli;
 mod deviations;
 mod report;
+mod robustness;
 mod transport;
