@@ -184,11 +184,28 @@ pub async fn run_classes(
         on_case();
     }
     drop(stream);
-    let mut outcomes = Vec::new();
-    for tally in tallies {
-        outcomes.push(tally.finish(client, &ctx, settings).await);
+    // Shrinking one divergence is sequential (each step depends on the last),
+    // but the divergences of every class shrink side by side, `jobs` at a time.
+    let divergent: Vec<_> = tallies
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(k, tally)| {
+            std::mem::take(&mut tally.first)
+                .into_iter()
+                .map(move |(check, (i, run))| (k, check, i, run))
+        })
+        .collect();
+    let mut shrunk = futures_util::stream::iter(divergent)
+        .map(|(k, check, i, run)| {
+            let ctx = &ctx;
+            async move { (k, shrink(client, ctx, classes[k], i, run, check, settings).await) }
+        })
+        .buffer_unordered(settings.jobs.max(1));
+    while let Some((k, divergence)) = shrunk.next().await {
+        tallies[k].out.divergences.extend(divergence);
     }
-    outcomes
+    drop(shrunk);
+    tallies.into_iter().map(|t| t.finish(settings)).collect()
 }
 
 /// Awaits `work` unless the deadline passes first (then `None`).
@@ -287,14 +304,11 @@ impl Tally {
         }
     }
 
-    async fn finish(mut self, client: &Client, ctx: &Context, settings: &Settings) -> ClassOutcome {
-        let class = self.out.class;
-        for (check, (i, run)) in std::mem::take(&mut self.first) {
-            if let Some(d) = shrink(client, ctx, class, i, run, check, settings).await {
-                self.out.divergences.push(d);
-            }
-        }
+    /// The class's outcome once its cases ran and its divergences shrank.
+    fn finish(mut self, settings: &Settings) -> ClassOutcome {
         let out = &mut self.out;
+        // Shrinks finish in any order; reports list a class's checks by name.
+        out.divergences.sort_by_key(|d| d.check);
         out.not_run = settings.cases - out.cases;
         if out.not_run > 0 {
             out.note.get_or_insert_with(|| {

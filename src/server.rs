@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::oracle::{self, Message, Prediction, State, Success};
+use crate::oracle::{self, Key, Message, Prediction, State, Success};
 
 /// The largest request body the server reads; a longer one gets 413.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -162,9 +162,14 @@ impl Shared {
         self.bend_request(&mut params);
         let prediction = {
             let mut state = self.state.lock().expect("state lock");
-            let before = state.clone();
+            // Only the key a request names can change; keep its old self for
+            // `UpdateIgnored` (cloning the whole state per request made every
+            // answer cost as much as the state is large).
+            let before = oracle::param(&params, "SSHPublicKeyId")
+                .and_then(|id| state.key(id))
+                .cloned();
             let prediction = oracle::handle(&mut state, &params, OffsetDateTime::now_utc());
-            self.bend_state(&prediction, &params, &before, &mut state);
+            self.bend_state(&prediction, &params, before, &mut state);
             prediction
         };
         self.render(prediction)
@@ -197,7 +202,7 @@ impl Shared {
         &self,
         p: &Prediction,
         params: &[(String, String)],
-        before: &State,
+        before: Option<Key>,
         state: &mut State,
     ) {
         let updated =
@@ -207,9 +212,9 @@ impl Shared {
         }
         let id = oracle::param(params, "SSHPublicKeyId").unwrap_or_default();
         if self.deviates(Deviation::UpdateIgnored)
-            && let Some(old) = before.key(id)
+            && let Some(old) = before
         {
-            state.insert_key(old.clone());
+            state.insert_key(old);
         }
         if self.deviates(Deviation::UpdateAllKeys)
             && let Some(key) = state.key(id).cloned()

@@ -15,12 +15,15 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials as SigningCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use url::Url;
 
 use crate::spec::{API_VERSION, Operation};
 use crate::xml::{self, Element};
 
+/// The Content-Type of every request: an awsQuery form.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 /// The largest body the harness reads before it calls the answer transport trouble.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Error codes that mean "slow down", not "you are wrong".
@@ -71,7 +74,7 @@ impl Request {
             ""
         };
         format!(
-            "curl -sS -X POST '{}' --aws-sigv4 'aws:amz:{}:iam' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"{token} -H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8' --data '{}'",
+            "curl -sS -X POST '{}' --aws-sigv4 'aws:amz:{}:iam' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"{token} -H 'Content-Type: {FORM_CONTENT_TYPE}' --data '{}'",
             target.endpoint,
             target.region,
             self.form().replace('\'', "'\\''")
@@ -360,33 +363,35 @@ impl Client {
             .build()
             .map_err(|e| fail("sign request", &e))?
             .into();
-        let mut req = http::Request::builder()
-            .method("POST")
-            .uri(self.target.endpoint.as_str())
-            .header(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
-            .body(request.form())
-            .map_err(|e| fail("build request", &e))?;
-        let headers: Vec<(&str, &str)> = req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-            .collect();
+        let form = request.form();
+        let endpoint = &self.target.endpoint;
         let signable = SignableRequest::new(
             "POST",
-            req.uri().to_string(),
-            headers.into_iter(),
-            SignableBody::Bytes(req.body().as_bytes()),
+            endpoint.as_str(),
+            [("content-type", FORM_CONTENT_TYPE)].into_iter(),
+            SignableBody::Bytes(form.as_bytes()),
         )
         .map_err(|e| fail("sign request", &e))?;
-        let (instructions, _) = sign(signable, &params)
+        // The default settings put the signature in headers, never in the query.
+        let (headers, _) = sign(signable, &params)
             .map_err(|e| fail("sign request", &e))?
+            .into_parts()
+            .0
             .into_parts();
-        instructions.apply_to_request_http1x(&mut req);
-        reqwest::Request::try_from(req.map(reqwest::Body::from))
-            .map_err(|e| fail("build request", &e))
+        // Built straight from the endpoint's parsed URL: no URI text to parse again.
+        let mut signed = reqwest::Request::new(reqwest::Method::POST, endpoint.clone());
+        let out = signed.headers_mut();
+        out.insert(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE));
+        for header in headers {
+            let name = HeaderName::from_bytes(header.name().as_bytes())
+                .map_err(|e| fail("build request", &e))?;
+            let mut value =
+                HeaderValue::from_str(header.value()).map_err(|e| fail("build request", &e))?;
+            value.set_sensitive(header.sensitive());
+            out.insert(name, value);
+        }
+        *signed.body_mut() = Some(form.into());
+        Ok(signed)
     }
 }
 
