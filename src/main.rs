@@ -244,6 +244,7 @@ async fn serve(port: u16) -> u8 {
     };
     println!("serving the embedded reference server at {}", server.url());
     let _ = tokio::signal::ctrl_c().await;
+    eprintln!("served {} requests", server.requests());
     exit::CONFORMANT
 }
 

@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ pub struct ServerConfig {
 pub struct Server {
     addr: SocketAddr,
     task: JoinHandle<()>,
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl Server {
@@ -85,11 +86,12 @@ impl Server {
     pub async fn start(port: u16, config: ServerConfig) -> std::io::Result<Server> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::new(Shared {
-            state: state.clone(),
+            state: Mutex::new(State::default()),
             config,
+            requests: AtomicU64::new(0),
         });
+        let server_shared = shared.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -118,7 +120,11 @@ impl Server {
                 });
             }
         });
-        Ok(Server { addr, task, state })
+        Ok(Server {
+            addr,
+            task,
+            shared: server_shared,
+        })
     }
 
     pub fn url(&self) -> Url {
@@ -127,7 +133,12 @@ impl Server {
 
     /// How many users and keys the server holds.
     pub fn counts(&self) -> (usize, usize) {
-        self.state.lock().expect("state lock").len()
+        self.shared.state.lock().expect("state lock").len()
+    }
+
+    /// How many requests the server has taken (every one hyper could parse).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
     }
 }
 
@@ -137,9 +148,11 @@ impl Drop for Server {
     }
 }
 
+#[derive(Debug)]
 struct Shared {
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
     config: ServerConfig,
+    requests: AtomicU64,
 }
 
 impl Shared {
@@ -148,6 +161,7 @@ impl Shared {
     }
 
     async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let query = req.uri().query().unwrap_or_default().to_string();
         let body = Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect();
         let body = match tokio::time::timeout(READ_TIMEOUT, body).await {
