@@ -198,7 +198,12 @@ pub async fn run_classes(
     let mut shrunk = futures_util::stream::iter(divergent)
         .map(|(k, check, i, run)| {
             let ctx = &ctx;
-            async move { (k, shrink(client, ctx, classes[k], i, run, check, settings).await) }
+            async move {
+                (
+                    k,
+                    shrink(client, ctx, classes[k], i, run, check, settings).await,
+                )
+            }
         })
         .buffer_unordered(settings.jobs.max(1));
     while let Some((k, divergence)) = shrunk.next().await {

@@ -268,10 +268,21 @@ impl TransportError {
 }
 
 /// Sends requests to one target.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     target: Target,
+    /// The target's credentials as the signer takes them, built once.
+    signing: SigningCredentials,
+}
+
+impl fmt::Debug for Client {
+    /// Like [`Credentials`], the signer's copy shows nothing (not even the access key).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -283,7 +294,19 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TransportError::new(TransportErrorKind::Request, e.to_string()))?;
-        Ok(Client { http, target })
+        let creds = &target.credentials;
+        let signing = SigningCredentials::new(
+            &creds.access_key,
+            &creds.secret_key,
+            creds.token.clone(),
+            None,
+            "iam-conformance",
+        );
+        Ok(Client {
+            http,
+            target,
+            signing,
+        })
     }
 
     pub fn target(&self) -> &Target {
@@ -345,15 +368,7 @@ impl Client {
         let fail = |what: &str, e: &dyn fmt::Display| {
             TransportError::new(TransportErrorKind::Request, format!("{what}: {e}"))
         };
-        let creds = &self.target.credentials;
-        let identity = SigningCredentials::new(
-            &creds.access_key,
-            &creds.secret_key,
-            creds.token.clone(),
-            None,
-            "iam-conformance",
-        )
-        .into();
+        let identity = self.signing.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.target.region)
