@@ -28,17 +28,36 @@ median_seconds() {
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$tmp/h.json"
 }
 
+# Microseconds of CPU (user, sys) per item.
+per_million() { python3 -c "import sys; print(round(1e6 * (float(sys.argv[1]) + float(sys.argv[2])) / int(sys.argv[3])))" $1 "$2"; }
+
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.${3:-0}f}')" "$1" "$2"; }
 
 classes=$("$bin" list | tail -n +2 | wc -l)
 
 embedded() {
-  local cases=${CASES:-200} jobs t
+  local cases=${CASES:-200} jobs t cpu port pid requests
+  local total=$((classes * cases))
   echo "== embedded server: $classes classes x $cases cases, median of $runs runs"
   for jobs in 1 8 32; do
     t=$(median_seconds "$bin" run --cases "$cases" --seed 1 --jobs "$jobs")
-    echo "--jobs $jobs: $(ratio $((classes * cases)) "$t") cases/s (${t} s)"
+    cpu=$(/usr/bin/time -f '%U %S' "$bin" run --cases "$cases" --seed 1 --jobs "$jobs" 2>&1 >/dev/null | tail -1)
+    echo "--jobs $jobs: $(ratio "$total" "$t") cases/s (${t} s);" \
+      "CPU of harness and server: $(per_million "$cpu" "$total") us per case"
   done
+  # The server in a process of its own: requests per case, and the harness's
+  # own CPU per case, network stack included, the server's left out.
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$bin" serve --port "$port" >/dev/null 2>"$tmp/serve.err" &
+  pid=$!
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do sleep 0.1; done
+  cpu=$(/usr/bin/time -f '%U %S' "$bin" run --endpoint "http://127.0.0.1:$port/" \
+    --target-kind embedded --cases "$cases" --seed 1 --jobs 8 2>&1 >/dev/null | tail -1)
+  kill -INT "$pid"
+  wait "$pid" || true
+  requests=$(sed -n 's/^served \([0-9]*\) requests$/\1/p' "$tmp/serve.err")
+  echo "against serve (own process), --jobs 8: $(ratio "$requests" "$total" 2) requests per case;" \
+    "harness CPU $(per_million "$cpu" "$total") us per case"
 }
 
 memory() {
@@ -64,7 +83,7 @@ moto() {
   after=$(grep -c 'POST / HTTP' "$log" || true)
   requests=$((after - before))
   echo "a run sends $requests requests ($(ratio "$requests" $((classes * cases)) 1) per case);" \
-    "harness CPU (user+sys) $(python3 -c "import sys; print(round(1e6 * (float(sys.argv[1]) + float(sys.argv[2])) / int(sys.argv[3])))" $cpu "$requests") us per request"
+    "harness CPU $(per_million "$cpu" "$requests") us per request"
 
   # The ceiling: a plain client sending one signed request (moto routes by the
   # credential scope and does not verify signatures, so one signature serves all).
