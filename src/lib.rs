@@ -179,6 +179,13 @@ impl Run {
         self
     }
 
+    /// Stop sending this long after the run starts (default: never). Cases not
+    /// finished by then are reported as not run, and the run exits 3.
+    pub fn deadline(mut self, deadline: Duration) -> Run {
+        self.settings.deadline = Some(deadline);
+        self
+    }
+
     /// Permit an amazonaws.com endpoint.
     pub fn allow_aws(mut self, allow: bool) -> Run {
         self.allow_aws = allow;

@@ -124,6 +124,10 @@ struct SettingsArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
+    /// Stop sending this many seconds after the run starts; unfinished cases
+    /// are reported as not run and the run exits 3 (default: no deadline).
+    #[arg(long, allow_negative_numbers = true)]
+    deadline: Option<f64>,
     /// Permit a run against real AWS (amazonaws.com).
     #[arg(long)]
     allow_aws: bool,
@@ -198,11 +202,17 @@ async fn run(args: RunArgs) -> u8 {
         }
     }
     let code = target.report.exit_code();
+    let deadline_passed = target.report.summary.not_run > 0;
     let matrix = matrix_of(&args.settings, seed, vec![target]);
     if let Err(code) = write_sinks(&args.sinks, &matrix, &json) {
         return code;
     }
-    eprintln!("exit {code}: {}", exit_meaning(code));
+    let why = if code == exit::TRANSPORT && deadline_passed {
+        "the deadline passed: some cases were not run"
+    } else {
+        exit_meaning(code)
+    };
+    eprintln!("exit {code}: {why}");
     code
 }
 
@@ -253,12 +263,19 @@ fn seed(args: &SettingsArgs) -> u64 {
 
 /// Applies the shared settings to a run and validates it.
 fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> {
-    if !args.timeout.is_finite() || args.timeout <= 0.0 {
-        return Err(RunError::Usage(
-            "--timeout must be a positive number of seconds".into(),
-        ));
+    for (flag, secs) in [
+        ("--timeout", Some(args.timeout)),
+        ("--deadline", args.deadline),
+    ] {
+        if let Some(secs) = secs
+            && (!secs.is_finite() || secs <= 0.0 || Duration::try_from_secs_f64(secs).is_err())
+        {
+            return Err(RunError::Usage(format!(
+                "{flag} must be a positive number of seconds"
+            )));
+        }
     }
-    let run = run
+    let mut run = run
         .region(&args.region)
         .cases(args.cases)
         .seed(seed)
@@ -269,6 +286,9 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         .timeout(Duration::from_secs_f64(args.timeout))
         .allow_aws(args.allow_aws)
         .progress(true);
+    if let Some(secs) = args.deadline {
+        run = run.deadline(Duration::from_secs_f64(secs));
+    }
     run.validate()?;
     Ok(run)
 }
@@ -561,6 +581,7 @@ async fn serve(port: u16) -> u8 {
     };
     println!("serving the embedded reference server at {}", server.url());
     let _ = tokio::signal::ctrl_c().await;
+    eprintln!("served {} requests", server.requests());
     exit::CONFORMANT
 }
 

@@ -97,7 +97,8 @@ pub struct TargetInfo {
     pub kind: TargetKind,
 }
 
-/// Counts: classes and cases run; checks and how they ended; cases unsupported or in error.
+/// Counts: classes and cases run; checks and how they ended; cases
+/// unsupported, in error, or not run because the run's deadline passed.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     pub classes: usize,
@@ -108,6 +109,9 @@ pub struct Summary {
     pub unverified: u64,
     pub unsupported: u64,
     pub errors: u64,
+    /// Shown only when the deadline cut the run: design.md's shape otherwise.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_run: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -118,8 +122,14 @@ pub struct ClassEntry {
     pub level: Level,
     pub verdict: Verdict,
     pub cases: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_run: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
 }
 
 /// A divergence and, if the baseline knows it, the baseline's reason.
@@ -151,6 +161,7 @@ impl Report {
             summary.unverified += o.unverified;
             summary.unsupported += u64::from(o.unsupported);
             summary.errors += u64::from(o.errors);
+            summary.not_run += u64::from(o.not_run);
         }
         let divergences: Vec<DivergenceEntry> = outcomes
             .iter()
@@ -164,9 +175,9 @@ impl Report {
             .entries
             .iter()
             .filter(|e| {
-                let ran_cleanly = outcomes
-                    .iter()
-                    .any(|o| o.class.id == e.class && o.errors == 0 && o.cases > 0);
+                let ran_cleanly = outcomes.iter().any(|o| {
+                    o.class.id == e.class && o.errors == 0 && o.not_run == 0 && o.cases > 0
+                });
                 let known_class = crate::suite::class(&e.class).is_some();
                 let occurs = divergences
                     .iter()
@@ -191,6 +202,7 @@ impl Report {
                     level: o.class.level,
                     verdict: o.verdict,
                     cases: o.cases,
+                    not_run: o.not_run,
                     note: o.note.clone(),
                 })
                 .collect(),
@@ -204,13 +216,14 @@ impl Report {
         self.divergences.iter().filter(|d| d.baselined.is_none())
     }
 
-    /// The process exit code for this report.
+    /// The process exit code for this report. A run cut short by its deadline
+    /// is transport trouble (3) unless it found new divergences first (1).
     pub fn exit_code(&self) -> u8 {
-        if self.summary.cases == 0 {
+        if self.summary.cases == 0 && self.summary.not_run == 0 {
             exit::NOTHING_RAN
         } else if self.new_divergences().next().is_some() {
             exit::DIVERGENT
-        } else if self.summary.errors > 0 {
+        } else if self.summary.errors > 0 || self.summary.not_run > 0 {
             exit::TRANSPORT
         } else if !self.stale_baseline.is_empty() {
             exit::DIVERGENT
@@ -284,6 +297,13 @@ impl Report {
             "\n{} classes, {} cases, {} checks: {} passed, {} failed, {} unverified; {} cases unsupported, {} in error.",
             s.classes, s.cases, s.checks, s.passed, s.failed, s.unverified, s.unsupported, s.errors
         );
+        if s.not_run > 0 {
+            let _ = writeln!(
+                out,
+                "The run's deadline passed: {} cases not run, nothing more was sent.",
+                s.not_run
+            );
+        }
         out
     }
 }

@@ -9,7 +9,9 @@
 //! smallest input that still diverges on the same check remains.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use proptest::strategy::{Strategy, ValueTree};
@@ -17,6 +19,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
+use tokio::time::Instant;
 
 use crate::check::{CheckResult, Checker, Level, Mismatch, Verdict, Window, check_response};
 use crate::keys::{RsaKey, corpus_keys};
@@ -35,6 +38,9 @@ pub struct Settings {
     pub strict: bool,
     /// How many re-runs shrinking one divergence may spend.
     pub shrink_budget: u32,
+    /// When set, nothing is sent this long after the run starts: cases still
+    /// in flight are dropped, and they and the cases never started are not run.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -46,6 +52,7 @@ impl Default for Settings {
             level: Level::Messages,
             strict: false,
             shrink_budget: 64,
+            deadline: None,
         }
     }
 }
@@ -86,7 +93,7 @@ pub struct Observed {
 
 /// Runs one case on its own (fixtures, request, checks, cleanup).
 pub async fn run_case(client: &Client, case: &Case, level: Level) -> CaseRun {
-    Context::new(level).run(client, case).await
+    Context::new(level, None).run(client, case).await
 }
 
 impl CaseRun {
@@ -142,6 +149,8 @@ pub struct ClassOutcome {
     pub unverified: u64,
     pub unsupported: u32,
     pub errors: u32,
+    /// Cases the run's deadline left unfinished or unstarted.
+    pub not_run: u32,
     /// The first transport error or unsupported answer, for the report.
     pub note: Option<String>,
     pub divergences: Vec<Divergence>,
@@ -151,14 +160,15 @@ pub struct ClassOutcome {
 ///
 /// Results are tallied as they stream in: only the counts and, per diverging
 /// check, the first case that diverged are kept, so memory does not grow with
-/// the number of cases.
+/// the number of cases. Past the deadline nothing more is sent, not even to
+/// shrink: a divergence found by then is reported as first seen.
 pub async fn run_classes(
     client: &Client,
     classes: &[&'static CaseClass],
     settings: &Settings,
     on_case: &(dyn Fn() + Sync),
 ) -> Vec<ClassOutcome> {
-    let ctx = Context::new(settings.level);
+    let ctx = Context::new(settings.level, settings.deadline);
     let mut tallies: Vec<Tally> = classes.iter().map(|c| Tally::new(c)).collect();
     let jobs = classes.iter().enumerate().flat_map(|(k, class)| {
         cases_of(class, settings.seed)
@@ -172,15 +182,32 @@ pub async fn run_classes(
             async move { (k, i, ctx.run(client, &case).await) }
         })
         .buffer_unordered(settings.jobs.max(1));
-    while let Some((k, i, run)) = stream.next().await {
+    // Dropping the stream at the deadline drops the cases in flight with it.
+    while let Some(Some((k, i, run))) = before(ctx.deadline, stream.next()).await {
         tallies[k].add(i, run, settings.strict);
         on_case();
     }
-    let mut outcomes = Vec::new();
-    for tally in tallies {
-        outcomes.push(tally.finish(client, &ctx, settings).await);
+    drop(stream);
+    // Shrinking is sequential within a class (each step depends on the last,
+    // and one shrunk case serves several checks), side by side across classes.
+    let mut shrinking =
+        futures_util::stream::iter(tallies.iter_mut().filter(|t| !t.first.is_empty()))
+            .map(|tally| {
+                let ctx = &ctx;
+                async move { tally.shrink_all(client, ctx, settings).await }
+            })
+            .buffer_unordered(settings.jobs.max(1));
+    while shrinking.next().await.is_some() {}
+    drop(shrinking);
+    tallies.into_iter().map(|t| t.finish(settings)).collect()
+}
+
+/// Awaits `work` unless the deadline passes first (then `None`).
+async fn before<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
     }
-    outcomes
 }
 
 /// The cases of a class for a seed, endlessly: the same seed, the same cases.
@@ -230,6 +257,7 @@ impl Tally {
                 unverified: 0,
                 unsupported: 0,
                 errors: 0,
+                not_run: 0,
                 note: None,
                 divergences: Vec::new(),
             },
@@ -270,7 +298,10 @@ impl Tally {
         }
     }
 
-    async fn finish(mut self, client: &Client, ctx: &Context, settings: &Settings) -> ClassOutcome {
+    /// Shrinks the class's divergences: first for the check that diverged
+    /// earliest; the shrunk case usually shows the class's other divergences
+    /// too, and serves for them.
+    async fn shrink_all(&mut self, client: &Client, ctx: &Context, settings: &Settings) {
         let class = self.out.class;
         let mut pending = std::mem::take(&mut self.first);
         // Shrink for the check that diverged earliest; the shrunk case usually
@@ -301,13 +332,27 @@ impl Tally {
                 }
             }
         }
-        self.out.divergences.sort_by_key(|d| d.check);
+    }
+
+    /// The class's outcome once its cases ran and its divergences shrank.
+    fn finish(mut self, settings: &Settings) -> ClassOutcome {
         let out = &mut self.out;
+        // Shrinks finish in any order; reports list a class's checks by name.
+        out.divergences.sort_by_key(|d| d.check);
+        out.not_run = settings.cases - out.cases;
+        if out.not_run > 0 {
+            out.note.get_or_insert_with(|| {
+                format!(
+                    "{} of {} cases not run: the run's deadline passed",
+                    out.not_run, settings.cases
+                )
+            });
+        }
         out.verdict = if out.failed > 0 {
             Verdict::Fail
         } else if out.unverified > 0 {
             Verdict::Unverified
-        } else if out.errors > 0 {
+        } else if out.errors > 0 || out.not_run > 0 {
             Verdict::Error
         } else if out.unsupported > 0 {
             Verdict::Unsupported
@@ -318,8 +363,9 @@ impl Tally {
     }
 }
 
-/// Shrinks case `index` of a class while it still diverges on `check`;
-/// returns the smallest run that does, its case, and how many runs shrinking took.
+/// Shrinks case `index` of a class while it still diverges on `check`, until
+/// the budget or the deadline runs out; returns the smallest run that does,
+/// its case, and how many runs shrinking took.
 async fn shrink(
     client: &Client,
     ctx: &Context,
@@ -344,9 +390,11 @@ async fn shrink(
     let mut tries = 0;
     if tree.simplify() {
         while tries < settings.shrink_budget {
-            tries += 1;
             let case = tree.current();
-            let run = ctx.run(client, &case).await;
+            let Some(run) = before(ctx.deadline, ctx.run(client, &case)).await else {
+                break;
+            };
+            tries += 1;
             if run.diverging().contains(&check) {
                 best = run;
                 best_case = case;
@@ -384,11 +432,13 @@ fn reproducer(client: &Client, case: Case, exchange: Exchange) -> Reproducer {
     }
 }
 
-/// What a run shares between its cases: the name prefix and a case counter.
+/// What a run shares between its cases: the name prefix, a case counter, the
+/// level and the instant after which nothing is sent.
 struct Context {
     prefix: String,
     counter: AtomicU64,
     level: Level,
+    deadline: Option<Instant>,
 }
 
 /// The users and keys a case created on the target, for resolving and cleaning up.
@@ -404,11 +454,13 @@ struct Fixtures {
 }
 
 impl Context {
-    fn new(level: Level) -> Context {
+    /// A run starting now; `deadline` counts from now.
+    fn new(level: Level, deadline: Option<Duration>) -> Context {
         Context {
             prefix: format!("iamc-{}", &oracle::new_id("", 6).to_lowercase()),
             counter: AtomicU64::new(0),
             level,
+            deadline: deadline.map(|d| Instant::now() + d),
         }
     }
 
@@ -527,35 +579,13 @@ impl Attempt<'_> {
     }
 
     async fn test(&mut self, case: &Case) -> CaseOutcome {
-        let mut request = Request {
-            params: Vec::new(),
-            wire: case.wire.clone(),
-        };
-        if let Some(action) = &case.action {
-            request = request.with("Action", action);
-        }
-        if let Some(version) = &case.version {
-            request = request.with("Version", version);
-        }
-        for (name, value) in &case.params {
-            let text = match value {
-                Value::Text(t) => t.clone(),
-                Value::User(i) => self.fixtures.users[*i].clone(),
-                Value::UnknownUser => self.unknown_user(),
-                Value::Key { user, key } => self.fixtures.keys[*user][*key].clone(),
-                Value::KeyBody { user, key, comment } => {
-                    let body = &self.fixtures.bodies[*user][*key];
-                    match comment {
-                        None => body.clone(),
-                        Some(c) => format!(
-                            "{}{c}",
-                            RsaKey::parse(body).expect("fixture bodies parse").to_ssh()
-                        ),
-                    }
-                }
-            };
-            request = request.with(name, text);
-        }
+        let fixtures = &self.fixtures;
+        let request = case.request(
+            &fixtures.users,
+            &fixtures.keys,
+            &fixtures.bodies,
+            &self.unknown_user(),
+        );
         self.exchange.request = Some(request.clone());
         let start = OffsetDateTime::now_utc();
         let prediction = match oracle::authenticate(case.wire.scope()) {

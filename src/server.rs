@@ -3,26 +3,39 @@
 //! It is the default target (a run needs no setup) and the proof that the
 //! checks work: [`Deviation`]s make it differ from AWS on purpose, one way at a
 //! time, and the tests watch each check catch its deviation.
+//!
+//! Whatever arrives, it stays up with bounded memory: hyper bounds the head,
+//! [`MAX_REQUEST_BYTES`] the body, [`READ_TIMEOUT`] how long either may take
+//! to arrive, and a panic while answering becomes a 500 that says so rather
+//! than a dropped connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::oracle::{self, Message, Prediction, State, Success};
+use crate::oracle::{self, Key, Message, Prediction, State, Success};
 
-/// The largest request body the server reads.
-const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The largest request body the server reads; a longer one gets 413.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// How long the head, and then the body, of a request may take to arrive.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The body of the 500 a panic while answering turns into.
+pub const PANIC_BODY: &str = "the embedded server panicked while answering; see its stderr";
 
 /// A deliberate difference from AWS, for proving that a check catches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +78,7 @@ pub struct ServerConfig {
 pub struct Server {
     addr: SocketAddr,
     task: JoinHandle<()>,
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl Server {
@@ -73,29 +86,45 @@ impl Server {
     pub async fn start(port: u16, config: ServerConfig) -> std::io::Result<Server> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::new(Shared {
-            state: state.clone(),
+            state: Mutex::new(State::default()),
             config,
+            requests: AtomicU64::new(0),
         });
+        let server_shared = shared.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: wait for some to close
+                    // rather than spin on the error.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(shared.serve(req).await) }
+                        async move {
+                            let answer = AssertUnwindSafe(shared.serve(req)).catch_unwind().await;
+                            Ok::<_, Infallible>(answer.unwrap_or_else(|_| plain(500, PANIC_BODY)))
+                        }
                     });
+                    // A client that closes its sending side after the request
+                    // still gets the answer (half_close).
                     let _ = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(READ_TIMEOUT)
+                        .half_close(true)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Ok(Server { addr, task, state })
+        Ok(Server {
+            addr,
+            task,
+            shared: server_shared,
+        })
     }
 
     pub fn url(&self) -> Url {
@@ -104,7 +133,12 @@ impl Server {
 
     /// How many users and keys the server holds.
     pub fn counts(&self) -> (usize, usize) {
-        self.state.lock().expect("state lock").len()
+        self.shared.state.lock().expect("state lock").len()
+    }
+
+    /// How many requests the server has taken (every one hyper could parse).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
     }
 }
 
@@ -114,9 +148,11 @@ impl Drop for Server {
     }
 }
 
+#[derive(Debug)]
 struct Shared {
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
     config: ServerConfig,
+    requests: AtomicU64,
 }
 
 impl Shared {
@@ -125,6 +161,7 @@ impl Shared {
     }
 
     async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let query = req.uri().query().unwrap_or_default().to_string();
         let header = |name| {
             req.headers()
@@ -135,12 +172,11 @@ impl Shared {
         let is_form = header("content-type")
             .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         let scope = header("authorization").and_then(|a| credential_scope(&a));
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return plain(413, "request body too large"),
+        let body = Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect();
+        let body = match tokio::time::timeout(READ_TIMEOUT, body).await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(_)) => return plain(413, "request body too large"),
+            Err(_) => return plain(408, "request body not received in time"),
         };
         // Only a form body carries parameters; another body is not read.
         let form = if is_form { &body[..] } else { &[][..] };
@@ -154,9 +190,14 @@ impl Shared {
         self.bend_request(&mut params);
         let prediction = {
             let mut state = self.state.lock().expect("state lock");
-            let before = state.clone();
+            // Only the key a request names can change; keep its old self for
+            // `UpdateIgnored` (cloning the whole state per request made every
+            // answer cost as much as the state is large).
+            let before = oracle::param(&params, "SSHPublicKeyId")
+                .and_then(|id| state.key(id))
+                .cloned();
             let prediction = oracle::handle(&mut state, &params, OffsetDateTime::now_utc());
-            self.bend_state(&prediction, &params, &before, &mut state);
+            self.bend_state(&prediction, &params, before, &mut state);
             prediction
         };
         self.render(prediction)
@@ -189,7 +230,7 @@ impl Shared {
         &self,
         p: &Prediction,
         params: &[(String, String)],
-        before: &State,
+        before: Option<Key>,
         state: &mut State,
     ) {
         let updated =
@@ -199,9 +240,9 @@ impl Shared {
         }
         let id = oracle::param(params, "SSHPublicKeyId").unwrap_or_default();
         if self.deviates(Deviation::UpdateIgnored)
-            && let Some(old) = before.key(id)
+            && let Some(old) = before
         {
-            state.insert_key(old.clone());
+            state.insert_key(old);
         }
         if self.deviates(Deviation::UpdateAllKeys)
             && let Some(key) = state.key(id).cloned()

@@ -15,7 +15,7 @@ use crate::keys;
 use crate::oracle::Provenance;
 use crate::spec::{API_VERSION, Operation};
 use crate::strategies;
-use crate::wire::Wire;
+use crate::wire::{Request, Wire};
 
 /// A member value of the request under test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +169,52 @@ impl Case {
             }
         }
         Ok(())
+    }
+}
+
+impl Case {
+    /// The request under test, its references resolved: `users[i]` is the name
+    /// of set-up user `i`, `keys[i][j]` the target's id of that user's key `j`
+    /// and `bodies[i][j]` the body it was uploaded with.
+    pub fn request(
+        &self,
+        users: &[String],
+        keys: &[Vec<String>],
+        bodies: &[Vec<String>],
+        unknown_user: &str,
+    ) -> Request {
+        let mut request = Request {
+            params: Vec::new(),
+            wire: self.wire.clone(),
+        };
+        if let Some(action) = &self.action {
+            request = request.with("Action", action);
+        }
+        if let Some(version) = &self.version {
+            request = request.with("Version", version);
+        }
+        for (name, value) in &self.params {
+            let text = match value {
+                Value::Text(t) => t.clone(),
+                Value::User(i) => users[*i].clone(),
+                Value::UnknownUser => unknown_user.to_string(),
+                Value::Key { user, key } => keys[*user][*key].clone(),
+                Value::KeyBody { user, key, comment } => {
+                    let body = &bodies[*user][*key];
+                    match comment {
+                        None => body.clone(),
+                        Some(c) => format!(
+                            "{}{c}",
+                            keys::RsaKey::parse(body)
+                                .expect("fixture bodies parse")
+                                .to_ssh()
+                        ),
+                    }
+                }
+            };
+            request = request.with(name, text);
+        }
+        request
     }
 }
 

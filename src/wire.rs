@@ -21,6 +21,8 @@ use url::Url;
 use crate::spec::{API_VERSION, Operation};
 use crate::xml::{self, Element};
 
+/// The Content-Type of every request: an awsQuery form.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 /// The largest body the harness reads before it calls the answer transport trouble.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Error codes that mean "slow down", not "you are wrong".
@@ -88,8 +90,6 @@ impl Wire {
     }
 }
 
-const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
-
 /// A request as HTTP: method, URL, Content-Type and body.
 struct Http {
     method: &'static str,
@@ -130,9 +130,13 @@ impl Request {
             body,
         };
         match &self.wire {
-            Wire::Post | Wire::Unsigned | Wire::Scope(_) => post(Some(FORM), self.form()),
+            Wire::Post | Wire::Unsigned | Wire::Scope(_) => {
+                post(Some(FORM_CONTENT_TYPE), self.form())
+            }
             Wire::NoContentType => post(None, self.form()),
-            Wire::Appended(tail) => post(Some(FORM), format!("{}&{tail}", self.form())),
+            Wire::Appended(tail) => {
+                post(Some(FORM_CONTENT_TYPE), format!("{}&{tail}", self.form()))
+            }
             Wire::Json => {
                 let object: serde_json::Map<String, serde_json::Value> = self
                     .params
@@ -382,10 +386,21 @@ impl TransportError {
 }
 
 /// Sends requests to one target.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     target: Target,
+    /// The target's credentials as the signer takes them, built once.
+    signing: SigningCredentials,
+}
+
+impl fmt::Debug for Client {
+    /// Like [`Credentials`], the signer's copy shows nothing (not even the access key).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -397,7 +412,19 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TransportError::new(TransportErrorKind::Request, e.to_string()))?;
-        Ok(Client { http, target })
+        let creds = &target.credentials;
+        let signing = SigningCredentials::new(
+            &creds.access_key,
+            &creds.secret_key,
+            creds.token.clone(),
+            None,
+            "iam-conformance",
+        );
+        Ok(Client {
+            http,
+            target,
+            signing,
+        })
     }
 
     pub fn target(&self) -> &Target {
@@ -423,6 +450,16 @@ impl Client {
         let content_type = header("content-type");
         let request_id = header("x-amzn-requestid");
         let location = header("location");
+        // A body announced too large is refused unread; one that grows too
+        // large (chunked, or delimited by the connection's end) is cut below.
+        if let Some(length) = response.content_length()
+            && length > MAX_BODY_BYTES as u64
+        {
+            return Err(TransportError::new(
+                TransportErrorKind::TooLarge,
+                format!("Content-Length {length} is more than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify_reqwest(&e))? {
             if bytes.len() + chunk.len() > MAX_BODY_BYTES {
@@ -443,8 +480,9 @@ impl Client {
         })
     }
 
-    /// Builds the HTTP request and signs it for the wire's scope.
-    fn prepare(&self, request: &Request) -> Result<reqwest::Request, TransportError> {
+    /// Builds the HTTP request and signs it for the wire's scope, without
+    /// sending it (`send` does this first; the benchmarks time it alone).
+    pub fn prepare(&self, request: &Request) -> Result<reqwest::Request, TransportError> {
         let fail = |what: &str, e: &dyn fmt::Display| {
             TransportError::new(TransportErrorKind::Request, format!("{what}: {e}"))
         };
@@ -469,15 +507,7 @@ impl Client {
         req: &mut http::Request<String>,
         service: &str,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let creds = &self.target.credentials;
-        let identity = SigningCredentials::new(
-            &creds.access_key,
-            &creds.secret_key,
-            creds.token.clone(),
-            None,
-            "iam-conformance",
-        )
-        .into();
+        let identity = self.signing.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.target.region)

@@ -29,16 +29,16 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// What one run of the binary came to.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     took: Duration,
 }
 
 impl Ran {
     /// Both streams, for assertion messages.
-    fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         format!(
             "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.code, self.stdout, self.stderr
@@ -46,7 +46,7 @@ impl Ran {
     }
 }
 
-fn run(args: &[&str]) -> Ran {
+pub(crate) fn run(args: &[&str]) -> Ran {
     let start = Instant::now();
     let Output {
         status,
@@ -204,6 +204,13 @@ fn a_negative_timeout_is_a_usage_error() {
     // `=` keeps clap from reading `-1` as a flag: this reaches the plan's own check.
     assert_usage_error(&["run", "--timeout=-1"], "--timeout");
     assert_usage_error(&["run", "--timeout", "0"], "--timeout");
+}
+
+#[test]
+fn a_non_positive_deadline_is_a_usage_error() {
+    assert_usage_error(&["run", "--deadline", "0"], "--deadline");
+    assert_usage_error(&["run", "--deadline", "-1"], "--deadline");
+    assert_usage_error(&["run", "--deadline", "inf"], "--deadline");
 }
 
 /// Regression guard: `--timeout -1` (with a space, as users type it) is

@@ -4,4 +4,5 @@ mod cli;
 mod deviations;
 mod matrix;
 mod report;
+mod robustness;
 mod transport;

@@ -19,17 +19,17 @@ use url::Url;
 use wiremock::matchers::method;
 use wiremock::{Match, Mock, MockServer, ResponseTemplate};
 
-const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+pub(crate) const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const KEY_ID: &str = "APKAEIBAERJR2EXAMPLE";
 /// Long enough for any loopback answer; only a hung test waits this long.
-const PATIENT: Duration = Duration::from_secs(5);
+pub(crate) const PATIENT: Duration = Duration::from_secs(5);
 /// The client timeout of the timeout tests: far below `STALL`.
-const IMPATIENT: Duration = Duration::from_millis(300);
+pub(crate) const IMPATIENT: Duration = Duration::from_millis(300);
 /// How long a stalling server keeps the client waiting.
-const STALL: Duration = Duration::from_secs(10);
+pub(crate) const STALL: Duration = Duration::from_secs(10);
 /// The one class the end-to-end tests run: it needs no fixtures, so the faulty
 /// mock answers the request under test itself.
-const NO_FIXTURES: &str = "update.user_name.too_long";
+pub(crate) const NO_FIXTURES: &str = "update.user_name.too_long";
 
 // ---------------------------------------------------------------------------
 // Answers and endpoints
@@ -43,11 +43,11 @@ fn update_ok_xml() -> String {
     )
 }
 
-fn xml(status: u16, body: impl Into<Vec<u8>>) -> ResponseTemplate {
+pub(crate) fn xml(status: u16, body: impl Into<Vec<u8>>) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_raw(body.into(), "text/xml")
 }
 
-fn update_ok() -> ResponseTemplate {
+pub(crate) fn update_ok() -> ResponseTemplate {
     xml(200, update_ok_xml())
 }
 
@@ -83,7 +83,7 @@ fn slow() -> ResponseTemplate {
 }
 
 /// A mock server answering every POST with `template`.
-async fn answering(template: ResponseTemplate) -> MockServer {
+pub(crate) async fn answering(template: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(template)
@@ -92,7 +92,7 @@ async fn answering(template: ResponseTemplate) -> MockServer {
     server
 }
 
-fn endpoint(server: &MockServer) -> Url {
+pub(crate) fn endpoint(server: &MockServer) -> Url {
     server.uri().parse().expect("a mock server URI is a URL")
 }
 
@@ -106,7 +106,7 @@ fn refused_endpoint() -> Url {
 
 /// A generic target signed with the dummy credentials, whatever the
 /// environment holds (`Target::new` reads it; tests must not set it).
-fn target(endpoint: Url) -> Target {
+pub(crate) fn target(endpoint: Url) -> Target {
     let mut target = Target::new(endpoint, TargetKind::Generic);
     target.credentials = Credentials::dummy();
     target
@@ -119,7 +119,7 @@ fn update_request() -> wire::Request {
         .with("Status", "Inactive")
 }
 
-async fn send(endpoint: Url, timeout: Duration) -> Result<Response, TransportError> {
+pub(crate) async fn send(endpoint: Url, timeout: Duration) -> Result<Response, TransportError> {
     Client::new(target(endpoint), timeout)
         .expect("the client builds")
         .send(&update_request())
@@ -127,7 +127,7 @@ async fn send(endpoint: Url, timeout: Duration) -> Result<Response, TransportErr
 }
 
 /// Sends the update request to a mock answering with `template`.
-async fn send_to(
+pub(crate) async fn send_to(
     template: ResponseTemplate,
     timeout: Duration,
 ) -> Result<Response, TransportError> {
@@ -135,7 +135,7 @@ async fn send_to(
     send(endpoint(&server), timeout).await
 }
 
-fn expect_kind(
+pub(crate) fn expect_kind(
     result: Result<Response, TransportError>,
     kind: TransportErrorKind,
 ) -> TransportError {
@@ -165,12 +165,12 @@ fn describe(body: &Body) -> String {
 // Faults wiremock cannot stage: served by hand over one connection
 // ---------------------------------------------------------------------------
 
-/// Accepts one connection, reads the whole request, and hands the socket to
-/// `answer`. wiremock only sends whole bodies, so a body that stalls, is cut or
-/// never ends is written here.
-async fn by_hand<F, Fut>(answer: F) -> Url
+/// Accepts connections, reads each one's whole request, and hands the socket
+/// to `answer`. wiremock only sends whole bodies, so a body that stalls, is
+/// cut, is reset or never ends is written here.
+pub(crate) async fn by_hand<F, Fut>(answer: F) -> Url
 where
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    F: Fn(TcpStream) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -183,19 +183,21 @@ where
     .parse()
     .expect("a URL");
     tokio::spawn(async move {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            return;
-        };
-        // Reading it all matters: closing a socket with unread input sends a
-        // reset, and the client would see that instead of the fault under test.
-        if read_request(&mut stream).await.is_ok() {
-            answer(stream).await;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                // Reading it all matters: closing a socket with unread input sends
+                // a reset, and the client would see that instead of the fault.
+                if read_request(&mut stream).await.is_ok() {
+                    answer(stream).await;
+                }
+            });
         }
     });
     url
 }
 
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -219,7 +221,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
 }
 
 /// Headers promising 4096 bytes, then the start of an envelope.
-fn promising_head() -> String {
+pub(crate) fn promising_head() -> String {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 4096\r\n\r\n\
          <UpdateSSHPublicKeyResponse xmlns=\"{NAMESPACE}\">"
@@ -423,7 +425,7 @@ async fn an_empty_200_is_judged_as_empty() {
 // End to end: a fault is an error, never a failure
 // ---------------------------------------------------------------------------
 
-async fn run(endpoint: Url, class: &str, timeout: Duration) -> Report {
+pub(crate) async fn run(endpoint: Url, class: &str, timeout: Duration) -> Report {
     Run::against(target(endpoint))
         .cases(3)
         .seed(1)
@@ -436,7 +438,7 @@ async fn run(endpoint: Url, class: &str, timeout: Duration) -> Report {
 
 /// Every case of the one class ran into `kind`: the class is in error, nothing
 /// failed or diverged, and the run exits with the transport code.
-fn assert_transport_trouble(report: &Report, kind: TransportErrorKind) {
+pub(crate) fn assert_transport_trouble(report: &Report, kind: TransportErrorKind) {
     let console = report.render_console();
     let [class] = &report.classes[..] else {
         panic!("expected one class:\n{console}");
