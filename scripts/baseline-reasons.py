@@ -27,7 +27,7 @@ RULES = [
     ("protocol.version.", None, None, "the Version parameter is not checked: any Version or none is served as 2010-05-08"),
     ("protocol.json_body", None, None, "a body that is not a form (no Action) answers 404 instead of the 302 redirect"),
     ("protocol.no_content_type", None, None, "a form without Content-Type answers 404 instead of the 302 redirect"),
-    ("protocol.invalid_utf8", None, None, "percent-encoding that is not UTF-8 is taken literally (%FF%FE) as the user name, and names are not validated"),
+    ("protocol.invalid_utf8", None, None, "a UserName whose percent-encoding is not UTF-8 is not refused: the user is looked up and not found (404)"),
     ("protocol.lowercase_members", None, None, "members are looked up by their exact names; missing ones become 'None' and no validation error is raised"),
     ("protocol.get.list", None, None, "ListSSHPublicKeys leaves out IsTruncated when it is false"),
     ("", "shape.fields", "Fingerprint", "Fingerprint is 32 bare hex digits of another digest, not the colon-separated MD5 of the key blob"),

@@ -218,19 +218,7 @@ fn outcome(class: &ClassEntry, new: &[&DivergenceEntry], stale: &[&BaselineEntry
         let checks: Vec<&str> = new.iter().map(|d| d.divergence.check).collect();
         let mut body = String::new();
         for d in new {
-            let v = &d.divergence;
-            let _ = writeln!(
-                body,
-                "{} {} [{}, {}]\nexpected: {}\nactual:   {}\nrequest:  {}\nreproduce:\n{}\n",
-                v.verdict.as_str().to_uppercase(),
-                v.check,
-                v.level.as_str(),
-                v.provenance.as_str(),
-                v.expected,
-                v.actual,
-                v.reproducer.request,
-                v.reproducer.curl
-            );
+            let _ = writeln!(body, "{}\n", d.divergence.describe(""));
         }
         for e in stale {
             let _ = writeln!(body, "{}", stale_line(e));

@@ -265,20 +265,7 @@ impl Report {
             }
         }
         for d in self.new_divergences() {
-            let v = &d.divergence;
-            let _ = writeln!(
-                out,
-                "\n{} {} {} [{}, {}]\n  expected: {}\n  actual:   {}\n  request:  {}\n  reproduce:\n{}",
-                v.verdict.as_str().to_uppercase(),
-                v.class,
-                v.check,
-                v.level.as_str(),
-                v.provenance.as_str(),
-                v.expected,
-                v.actual,
-                v.reproducer.request,
-                indent(&v.reproducer.curl, "    ")
-            );
+            let _ = writeln!(out, "\n{}", d.divergence.describe("  "));
         }
         let known = self.divergences.len() - self.new_divergences().count();
         if known > 0 {
@@ -306,13 +293,6 @@ impl Report {
         }
         out
     }
-}
-
-fn indent(text: &str, prefix: &str) -> String {
-    text.lines()
-        .map(|l| format!("{prefix}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The text with control characters (and the two non-characters XML forbids)

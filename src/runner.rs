@@ -126,6 +126,31 @@ pub struct Divergence {
     pub shrink_runs: u32,
 }
 
+impl Divergence {
+    /// The divergence as text, each line after the first indented by
+    /// `indent`: what diverged, expected and actual, and how to reproduce it.
+    pub fn describe(&self, indent: &str) -> String {
+        let curl: Vec<String> = self
+            .reproducer
+            .curl
+            .lines()
+            .map(|l| format!("{indent}  {l}"))
+            .collect();
+        format!(
+            "{} {} {} [{}, {}]\n{indent}expected: {}\n{indent}actual:   {}\n{indent}request:  {}\n{indent}reproduce:\n{}",
+            self.verdict.as_str().to_uppercase(),
+            self.class,
+            self.check,
+            self.level.as_str(),
+            self.provenance.as_str(),
+            self.expected,
+            self.actual,
+            self.reproducer.request,
+            curl.join("\n")
+        )
+    }
+}
+
 /// The exact request, and a shell script of curl commands (fixtures first);
 /// the shrunk case itself and the requests it sent, for a faithful replay
 /// (see [`crate::regression`]).
