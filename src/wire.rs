@@ -611,12 +611,20 @@ pub fn classify_body(
             Err(TransportError::new(TransportErrorKind::NotXml, excerpt()))
         };
     }
-    let root = xml::parse(text).map_err(|e| {
-        TransportError::new(
-            TransportErrorKind::MalformedXml,
-            format!("{e}; {}", excerpt()),
-        )
-    })?;
+    let root = match xml::parse(text) {
+        Ok(root) => root,
+        // A whole document with tags that do not match is the target's own
+        // (unescaped text); a cut or hostile one may come from anywhere.
+        Err(e) if e.malformation() == xml::Malformation::MismatchedTags => {
+            return Ok(Body::NotXml(format!("ill-formed XML: {e}; {}", excerpt())));
+        }
+        Err(e) => {
+            return Err(TransportError::new(
+                TransportErrorKind::MalformedXml,
+                format!("{e}; {}", excerpt()),
+            ));
+        }
+    };
     if root.name == "ErrorResponse"
         && let Some(code) = root.text_at("Error/Code")
         && THROTTLING_CODES.contains(&code)

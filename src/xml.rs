@@ -6,6 +6,7 @@
 //! count) and rejects DOCTYPE declarations, so an entity bomb or a deeply nested
 //! body is an error, not a hang.
 
+use quick_xml::errors::IllFormedError;
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 use serde::Serialize;
@@ -104,7 +105,27 @@ impl Element {
 /// Why a body is not a well-formed XML document.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
-pub struct XmlError(String);
+pub struct XmlError(String, Malformation);
+
+/// How a document is broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformation {
+    /// Whole, but its tags do not match: what a server that leaves text
+    /// unescaped sends (`<UserName>a<b</UserName>`).
+    MismatchedTags,
+    /// Cut short, hostile (DOCTYPE, unknown entities, too deep) or not XML.
+    Other,
+}
+
+impl XmlError {
+    fn other(message: impl Into<String>) -> XmlError {
+        XmlError(message.into(), Malformation::Other)
+    }
+
+    pub fn malformation(&self) -> Malformation {
+        self.1
+    }
+}
 
 /// Parses a whole document into its root element.
 pub fn parse(body: &str) -> Result<Element, XmlError> {
@@ -114,31 +135,44 @@ pub fn parse(body: &str) -> Result<Element, XmlError> {
     let mut count = 0usize;
     loop {
         let event = reader.read_event().map_err(|e| {
-            XmlError(format!(
-                "malformed XML at byte {}: {e}",
-                reader.error_position()
-            ))
+            let kind = match e {
+                quick_xml::Error::IllFormed(
+                    IllFormedError::MismatchedEndTag { .. } | IllFormedError::UnmatchedEndTag(_),
+                ) => Malformation::MismatchedTags,
+                _ => Malformation::Other,
+            };
+            XmlError(
+                format!("malformed XML at byte {}: {e}", reader.error_position()),
+                kind,
+            )
         })?;
         match event {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
-                return Err(XmlError("content after the root element".into()));
+                return Err(XmlError::other("content after the root element"));
             }
             Event::Start(ref start) | Event::Empty(ref start) => {
                 count += 1;
                 if count > MAX_ELEMENTS {
-                    return Err(XmlError(format!("more than {MAX_ELEMENTS} elements")));
+                    return Err(XmlError::other(format!(
+                        "more than {MAX_ELEMENTS} elements"
+                    )));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError(format!("nested deeper than {MAX_DEPTH} elements")));
+                    return Err(XmlError::other(format!(
+                        "nested deeper than {MAX_DEPTH} elements"
+                    )));
                 }
                 let name = start.local_name().as_ref().to_string();
                 let mut element = Element::new(&name);
                 for attr in start.attributes() {
-                    let attr = attr.map_err(|e| XmlError(format!("malformed attribute: {e}")))?;
+                    let attr =
+                        attr.map_err(|e| XmlError::other(format!("malformed attribute: {e}")))?;
                     if attr.key.as_ref() == "xmlns" {
                         let value = attr
                             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                            .map_err(|e| XmlError(format!("malformed attribute value: {e}")))?;
+                            .map_err(|e| {
+                                XmlError::other(format!("malformed attribute value: {e}"))
+                            })?;
                         element.namespace = Some(value.into_owned());
                     }
                 }
@@ -151,7 +185,7 @@ pub fn parse(body: &str) -> Result<Element, XmlError> {
             Event::End(_) => {
                 let element = stack
                     .pop()
-                    .ok_or_else(|| XmlError("closing tag without an opening tag".into()))?;
+                    .ok_or_else(|| XmlError::other("closing tag without an opening tag"))?;
                 close(&mut stack, &mut root, element);
             }
             Event::Text(text) => {
@@ -160,7 +194,7 @@ pub fn parse(body: &str) -> Result<Element, XmlError> {
             Event::GeneralRef(reference) => {
                 let name = reference.xml10_content();
                 let resolved = resolve_reference(&name)
-                    .ok_or_else(|| XmlError(format!("unknown entity &{name};")))?;
+                    .ok_or_else(|| XmlError::other(format!("unknown entity &{name};")))?;
                 append_text(&mut stack, &resolved)?;
             }
             Event::CData(data) => {
@@ -168,19 +202,19 @@ pub fn parse(body: &str) -> Result<Element, XmlError> {
                 append_text(&mut stack, &text)?;
             }
             Event::DocType(_) => {
-                return Err(XmlError("DOCTYPE declarations are not accepted".into()));
+                return Err(XmlError::other("DOCTYPE declarations are not accepted"));
             }
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
     if !stack.is_empty() {
-        return Err(XmlError(format!(
+        return Err(XmlError::other(format!(
             "document ends inside <{}> (truncated)",
             stack.last().map(|e| e.name.as_str()).unwrap_or_default()
         )));
     }
-    root.ok_or_else(|| XmlError("no root element".into()))
+    root.ok_or_else(|| XmlError::other("no root element"))
 }
 
 fn close(stack: &mut [Element], root: &mut Option<Element>, mut element: Element) {
@@ -200,7 +234,7 @@ fn append_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
             Ok(())
         }
         None if text.trim().is_empty() => Ok(()),
-        None => Err(XmlError("text outside the root element".into())),
+        None => Err(XmlError::other("text outside the root element")),
     }
 }
 
@@ -247,6 +281,14 @@ mod tests {
     #[test]
     fn truncated_and_hostile_documents_are_errors() {
         assert!(parse("<A><B>text</B>").unwrap_err().0.contains("truncated"));
+        assert_eq!(
+            parse("<A><B>a<b</B></A>").unwrap_err().malformation(),
+            Malformation::MismatchedTags
+        );
+        assert_eq!(
+            parse("<A><B>text</B>").unwrap_err().malformation(),
+            Malformation::Other
+        );
         assert!(parse("").is_err());
         assert!(parse("<html><body>bad gateway</html>").is_err());
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><a>&lol2;</a>"#;
