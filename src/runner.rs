@@ -1033,7 +1033,12 @@ async fn send_noted(
         )
     })?;
     let answer = client.send(request).await;
-    if fresh && answer.as_ref().is_ok_and(|r| r.status != 200) {
+    let refused = match &answer {
+        Ok(r) => r.status != 200,
+        // Capped: it was never sent.
+        Err(e) => e.kind == TransportErrorKind::Capped,
+    };
+    if fresh && refused {
         ledger.deleted(user);
     }
     answer

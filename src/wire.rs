@@ -941,6 +941,27 @@ mod tests {
     }
 
     #[test]
+    fn backoff_doubles_up_to_its_ceiling_and_is_jittered_below_it() {
+        let policy = Policy {
+            retries: 8,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            ..Policy::default()
+        };
+        let ceiling = |retry| policy.backoff(retry, 1.0);
+        assert_eq!(ceiling(1), Duration::from_millis(100));
+        assert_eq!(ceiling(2), Duration::from_millis(200));
+        assert_eq!(ceiling(4), Duration::from_millis(800));
+        assert_eq!(ceiling(5), Duration::from_secs(1));
+        assert_eq!(ceiling(40), Duration::from_secs(1));
+        assert_eq!(policy.backoff(3, 0.25), Duration::from_millis(100));
+        let draws: Vec<f64> = (0..1000).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let low = draws.iter().filter(|u| **u < 0.5).count();
+        assert!((350..650).contains(&low), "{low} of 1000 draws below 0.5");
+    }
+
+    #[test]
     fn aws_endpoints_are_recognised() {
         let t = |u: &str| Target::new(u.parse().unwrap(), TargetKind::Generic).is_aws();
         assert!(t("https://iam.amazonaws.com/"));
