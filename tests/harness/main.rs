@@ -1,5 +1,6 @@
 //! Tests of the harness itself, one module per purpose.
 
+mod aws;
 mod cli;
 mod deviations;
 mod matrix;
