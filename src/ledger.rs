@@ -205,7 +205,7 @@ impl Ledger {
 }
 
 /// A ledger file read back: its run, its endpoint and the users it leaves outstanding.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerFile {
     pub path: PathBuf,
     pub run_id: RunId,
