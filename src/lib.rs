@@ -13,6 +13,7 @@
 //! - [`server`]: the oracle served on loopback, the default target.
 //! - [`suite`] and [`strategies`]: the catalogue of [`CaseClass`]es and their strategies.
 //! - [`wire`]: encode, sign, send, classify ([`Response`] or [`TransportError`]).
+//! - [`profile`]: credentials, region and endpoint, found as the AWS tools find them.
 //! - [`check`]: checks at three [`Level`]s and their [`Verdict`]s.
 //! - [`runner`]: fixtures, concurrency, shrinking, reproducers.
 //! - [`report`]: the JSON and console reports, [`Baseline`]s, exit codes.
@@ -38,6 +39,7 @@ pub mod keys;
 pub mod markdown;
 pub mod matrix;
 pub mod oracle;
+pub mod profile;
 pub mod regression;
 pub mod report;
 pub mod runner;
@@ -217,14 +219,8 @@ impl Run {
         if self.settings.jobs == 0 {
             return Err(RunError::Usage("--jobs must be at least 1".into()));
         }
-        if let Some(t) = &self.target
-            && t.is_aws()
-            && !self.allow_aws
-        {
-            return Err(RunError::Usage(format!(
-                "{} is real AWS: refusing to send anything without --allow-aws",
-                t.endpoint
-            )));
+        if let Some(t) = &self.target {
+            t.guard(self.allow_aws)?;
         }
         self.classes()
     }

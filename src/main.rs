@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
+use iam_conformance::profile::{self, Env, Signing};
 use iam_conformance::regression::Regression;
 use iam_conformance::runner::{CaseOutcome, run_case};
 use iam_conformance::wire::Client;
@@ -42,8 +43,9 @@ enum Command {
     Replay {
         /// The saved reproducer (JSON).
         file: PathBuf,
-        /// The IAM endpoint (default: the embedded reference server).
-        #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+        /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+        /// none: the embedded reference server).
+        #[arg(long)]
         endpoint: Option<String>,
         /// What kind of target the endpoint is.
         #[arg(long, value_enum)]
@@ -56,8 +58,9 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The IAM endpoint (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL).
-    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+    /// none: the embedded reference server).
+    #[arg(long)]
     endpoint: Option<String>,
     /// What kind of target the endpoint is.
     #[arg(long, value_enum)]
@@ -100,9 +103,10 @@ struct MatrixArgs {
 /// How every target is run.
 #[derive(Args)]
 struct SettingsArgs {
-    /// The signing region.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The signing region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's
+    /// region, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
     /// How deep to check.
     #[arg(long, value_enum, default_value_t = Level::Messages)]
     level: Level,
@@ -182,7 +186,7 @@ fn fail(e: &RunError) -> u8 {
 
 async fn run(args: RunArgs) -> u8 {
     let seed = seed(&args.settings);
-    let run = match plan(&args).and_then(|r| configure(r, &args.settings, seed)) {
+    let run = match plan(&args, &Env::process()).and_then(|r| configure(r, &args.settings, seed)) {
         Ok(run) => run,
         Err(e) => return fail(&e),
     };
@@ -216,17 +220,14 @@ async fn run(args: RunArgs) -> u8 {
     code
 }
 
-/// Validates the run's target arguments and builds the run.
-fn plan(args: &RunArgs) -> Result<Run, RunError> {
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty());
-    let mut run = match endpoint {
+/// Validates the run's target arguments and builds the run; a remote target
+/// is signed as the AWS tools would sign (see [`profile::resolve`]).
+fn plan(args: &RunArgs, env: &Env) -> Result<Run, RunError> {
+    let mut run = match profile::endpoint(env, args.endpoint.as_deref()) {
         None => Run::embedded(),
         Some(e) => {
-            let target = target(&e, args.target_kind)
+            let signing = profile::resolve(env, args.settings.region.as_deref())?;
+            let target = target(&e, args.target_kind, &signing)
                 .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
             Run::against(target)
         }
@@ -237,8 +238,9 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
     Ok(run)
 }
 
-/// A target at an http(s) endpoint; without a kind, `aws` or `generic` by its host.
-fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> {
+/// A target at an http(s) endpoint, signed with `signing`; without a kind,
+/// `aws` or `generic` by its host.
+fn target(endpoint: &str, kind: Option<TargetKind>, signing: &Signing) -> Result<Target, RunError> {
     let url: url::Url = endpoint
         .parse()
         .map_err(|err| RunError::Usage(format!("{endpoint:?} is not a URL: {err}")))?;
@@ -248,6 +250,8 @@ fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> 
         )));
     }
     let mut target = Target::new(url, TargetKind::Generic);
+    target.region.clone_from(&signing.region);
+    target.credentials = signing.credentials.clone();
     target.kind = kind.unwrap_or(if target.is_aws() {
         TargetKind::Aws
     } else {
@@ -276,7 +280,6 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         }
     }
     let mut run = run
-        .region(&args.region)
         .cases(args.cases)
         .seed(seed)
         .jobs(usize::from(args.jobs))
@@ -303,7 +306,15 @@ fn now_nanos() -> u64 {
 async fn execute(run: Run, name: String, version: Option<String>) -> Result<TargetRun, u8> {
     let target = run.target().map_or_else(
         || "the embedded reference server".to_string(),
-        |t| format!("{} ({})", t.endpoint, t.kind.name()),
+        |t| {
+            format!(
+                "{} ({}) in {} with {}",
+                t.endpoint,
+                t.kind.name(),
+                t.region,
+                t.credentials.source()
+            )
+        },
     );
     eprintln!(
         "iam-conformance: {} classes x {} cases against {target}, seed {}",
@@ -338,7 +349,7 @@ struct TargetSpec {
     target: Target,
 }
 
-fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
+fn parse_target(spec: &str, signing: &Signing) -> Result<TargetSpec, RunError> {
     let usage = |why: &str| RunError::Usage(format!("--target {spec:?}: {why}"));
     let (name, rest) = spec
         .split_once('=')
@@ -364,7 +375,7 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
         return Err(usage("expected NAME=URL[,KIND[,VERSION]]"));
     }
     let named = <TargetKind as clap::ValueEnum>::from_str(name, false).ok();
-    let target = target(url, kind.or(named)).map_err(|e| usage(&e.to_string()))?;
+    let target = target(url, kind.or(named), signing).map_err(|e| usage(&e.to_string()))?;
     Ok(TargetSpec {
         name: name.to_string(),
         version,
@@ -374,9 +385,13 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
 
 async fn matrix(args: MatrixArgs) -> u8 {
     let seed = seed(&args.settings);
+    let signing = match profile::resolve(&Env::process(), args.settings.region.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     let mut runs = Vec::new();
     for spec in &args.targets {
-        let planned = parse_target(spec).and_then(|spec| {
+        let planned = parse_target(spec, &signing).and_then(|spec| {
             if runs
                 .iter()
                 .any(|(s, _): &(TargetSpec, Run)| s.name == spec.name)
@@ -504,17 +519,17 @@ async fn replay(
         Err(e) => return fail(&RunError::Usage(e)),
     };
     let server;
-    let target = match endpoint {
-        Some(e) => match target(&e, kind) {
-            Ok(t) if t.is_aws() && !allow_aws => {
-                return fail(&RunError::Usage(format!(
-                    "{} is real AWS: refusing to send anything without --allow-aws",
-                    t.endpoint
-                )));
+    let env = Env::process();
+    let target = match profile::endpoint(&env, endpoint.as_deref()) {
+        Some(e) => {
+            let target = profile::resolve(&env, None)
+                .and_then(|signing| target(&e, kind, &signing))
+                .and_then(|t| t.guard(allow_aws).map(|()| t));
+            match target {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
             }
-            Ok(t) => t,
-            Err(e) => return fail(&e),
-        },
+        }
         None => {
             server = match Server::start(0, ServerConfig::default()).await {
                 Ok(s) => s,
@@ -527,13 +542,16 @@ async fn replay(
         Ok(c) => c,
         Err(e) => return fail(&RunError::Start(e.to_string())),
     };
+    let target = client.target();
     println!(
-        "replaying {} ({} {}, found on {}) against {}",
+        "replaying {} ({} {}, found on {}) against {} in {} with {}",
         file.display(),
         regression.class,
         regression.check,
         regression.found_on,
-        client.target().endpoint
+        target.endpoint,
+        target.region,
+        target.credentials.source()
     );
     let run = run_case(&client, &regression.case, Level::Messages).await;
     for request in run.exchange.setup.iter().chain(&run.exchange.request) {
