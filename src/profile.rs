@@ -218,16 +218,15 @@ impl Profile {
         })
     }
 
-    /// A key of the profile: the credentials file's, else the config file's.
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The profile's sections: the credentials file's first.
+    fn sections(&self) -> impl Iterator<Item = &Section> {
         [&self.in_credentials, &self.in_config]
             .into_iter()
             .flatten()
-            .find_map(|s| s.get(key))
-            .map(String::as_str)
     }
 
-    /// The profile's static keys; `None` when the profile is `default`, not
+    /// The profile's static keys, all from the first section that has one
+    /// (as the AWS tools take them); `None` when the profile is `default`, not
     /// named, and holds none.
     fn credentials(&self) -> Result<Option<Credentials>, RunError> {
         let name = &self.name;
@@ -243,24 +242,31 @@ impl Profile {
             };
         }
         let (id, secret) = ("aws_access_key_id", "aws_secret_access_key");
-        let other = OTHER_SOURCES.iter().find(|k| self.get(k).is_some());
-        match (other, self.get(id), self.get(secret)) {
-            (Some(key), _, _) if *key != "credential_process" => Err(self.unsupported(key)),
-            (_, Some(key_id), Some(secret_key)) => Ok(Some(Credentials::new(
-                key_id,
-                secret_key,
-                self.get("aws_session_token"),
-                CredentialSource::Profile(name.clone()),
-            ))),
-            (_, Some(_), None) => Err(self.incomplete(id, secret)),
-            (_, None, Some(_)) => Err(self.incomplete(secret, id)),
-            (Some(key), None, None) => Err(self.unsupported(key)),
-            (None, None, None) if self.named => Err(RunError::Usage(format!(
+        let other = OTHER_SOURCES
+            .iter()
+            .find(|k| self.sections().any(|s| s.contains_key(**k)));
+        let keys = self
+            .sections()
+            .find(|s| s.contains_key(id) || s.contains_key(secret));
+        match (other, keys) {
+            (Some(key), _) if *key != "credential_process" => Err(self.unsupported(key)),
+            (_, Some(keys)) => match (keys.get(id), keys.get(secret)) {
+                (Some(key_id), Some(secret_key)) => Ok(Some(Credentials::new(
+                    key_id,
+                    secret_key,
+                    keys.get("aws_session_token").map(String::as_str),
+                    CredentialSource::Profile(name.clone()),
+                ))),
+                (Some(_), None) => Err(self.incomplete(id, secret)),
+                (None, _) => Err(self.incomplete(secret, id)),
+            },
+            (Some(key), None) => Err(self.unsupported(key)),
+            (None, None) if self.named => Err(RunError::Usage(format!(
                 "profile {name} has neither {id} nor {secret} (in {} or {})",
                 shown(self.credentials_file.as_deref()),
                 shown(self.config_file.as_deref())
             ))),
-            (None, None, None) => Ok(None),
+            (None, None) => Ok(None),
         }
     }
 
@@ -477,32 +483,38 @@ mod tests {
                 (
                     "credentials",
                     &format!(
-                        "[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = {SECRET}\n"
+                        "[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = {SECRET}\n\
+                         aws_session_token = {TOKEN}\n\
+                         [split]\naws_access_key_id = AKIDSPLIT\naws_secret_access_key = {SECRET}\n"
                     ),
                 ),
                 (
                     "config",
                     &format!(
-                        "[profile dev]\nregion = eu-central-1\naws_session_token = {TOKEN}\n\
+                        "[profile dev]\nregion = eu-central-1\n\
                          [default]\nregion = ap-south-1\n\
-                         [profile cfg]\naws_access_key_id = AKIDCFG\naws_secret_access_key = {SECRET}\n"
+                         [profile cfg]\naws_access_key_id = AKIDCFG\naws_secret_access_key = {SECRET}\n\
+                         aws_session_token = {TOKEN}\n\
+                         [profile split]\naws_session_token = {TOKEN}\n"
                     ),
                 ),
             ],
         );
-        let dev = resolve(&home.env(&[("AWS_PROFILE", "dev")]), None).expect("dev resolves");
-        assert_eq!(
-            dev.credentials.source(),
-            &CredentialSource::Profile("dev".into())
-        );
+        let profile = |name: &str| {
+            let signing = resolve(&home.env(&[("AWS_PROFILE", name)]), None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                signing.credentials.source(),
+                &CredentialSource::Profile(name.into())
+            );
+            signing
+        };
+        let dev = profile("dev");
         assert_eq!(dev.credentials.secrets(), [SECRET, TOKEN]);
         assert_eq!(dev.region, "eu-central-1");
-        let cfg = resolve(&home.env(&[("AWS_PROFILE", "cfg")]), None).expect("cfg resolves");
-        assert_eq!(
-            cfg.credentials.source(),
-            &CredentialSource::Profile("cfg".into())
-        );
-        assert_eq!(cfg.credentials.secrets(), [SECRET]);
+        assert_eq!(profile("cfg").credentials.secrets(), [SECRET, TOKEN]);
+        // The keys and their token come from one file, as in the AWS tools.
+        assert_eq!(profile("split").credentials.secrets(), [SECRET]);
         // The default profile has a region and no keys: dummy credentials.
         let default = resolve(&home.env(&[]), None).expect("default resolves");
         assert_eq!(default.credentials.source(), &CredentialSource::Dummy);
