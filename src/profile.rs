@@ -6,9 +6,10 @@
 //! profile that gets its credentials another way (SSO, an assumed role, web
 //! identity, an external process) is refused with a hint to export them:
 //! signing with some other key than the one `aws` would use is worse than not
-//! running at all. When nothing is found, dummy credentials sign for local
-//! emulators; real AWS refuses them, and [`Target::guard`] refuses before
-//! anything is sent.
+//! running at all. When nothing is found (the `default` profile of such a
+//! kind counts as nothing, unless AWS_PROFILE names it), dummy credentials sign
+//! for local emulators; real AWS refuses them, and [`Target::guard`] refuses
+//! before anything is sent.
 //!
 //! Everything reads an [`Env`] (the variables and the home directory), never
 //! the process environment directly, so tests need not change their own.
@@ -249,7 +250,7 @@ impl Profile {
             .sections()
             .find(|s| s.contains_key(id) || s.contains_key(secret));
         match (other, keys) {
-            (Some(key), _) if *key != "credential_process" => Err(self.unsupported(key)),
+            (Some(key), _) if *key != "credential_process" => self.unsupported(key),
             (_, Some(keys)) => match (keys.get(id), keys.get(secret)) {
                 (Some(key_id), Some(secret_key)) => Ok(Some(Credentials::new(
                     key_id,
@@ -260,7 +261,7 @@ impl Profile {
                 (Some(_), None) => Err(self.incomplete(id, secret)),
                 (None, _) => Err(self.incomplete(secret, id)),
             },
-            (Some(key), None) => Err(self.unsupported(key)),
+            (Some(key), None) => self.unsupported(key),
             (None, None) if self.named => Err(RunError::Usage(format!(
                 "profile {name} has neither {id} nor {secret} (in {} or {})",
                 shown(self.credentials_file.as_deref()),
@@ -270,13 +271,19 @@ impl Profile {
         }
     }
 
-    fn unsupported(&self, key: &str) -> RunError {
+    /// A profile AWS_PROFILE names is an error; the `default` one, when the
+    /// user named none, is as good as no profile: a run against an emulator
+    /// needs no real credentials, and one against AWS is refused without them.
+    fn unsupported(&self, key: &str) -> Result<Option<Credentials>, RunError> {
         let name = &self.name;
-        RunError::Usage(format!(
+        if !self.named {
+            return Ok(None);
+        }
+        Err(RunError::Usage(format!(
             "profile {name} gets its credentials from {key}, which iam-conformance does not \
              support: export them first, e.g. \
              eval \"$(aws configure export-credentials --profile {name} --format env)\""
-        ))
+        )))
     }
 
     fn incomplete(&self, has: &str, lacks: &str) -> RunError {
@@ -641,6 +648,15 @@ mod tests {
                 "{message}"
             );
         }
+        // The default profile of such a kind is no profile, unless named.
+        let sso = Home::new(
+            "default_sso",
+            &[("config", "[default]\nsso_session = corp\n")],
+        );
+        let implicit = resolve(&sso.env(&[]), None).expect("an implicit default resolves");
+        assert_eq!(implicit.credentials.source(), &CredentialSource::Dummy);
+        let message = usage(resolve(&sso.env(&[("AWS_PROFILE", "default")]), None));
+        assert!(message.contains("--profile default"), "{message}");
         // Static keys come before a credential process, as in the AWS tools.
         let both = resolve(&home.env(&[("AWS_PROFILE", "both")]), None).expect("both resolves");
         assert_eq!(

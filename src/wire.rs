@@ -345,7 +345,9 @@ impl Target {
         if self.credentials.source == CredentialSource::Dummy {
             return Err(RunError::Usage(
                 "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
-                 (and AWS_SESSION_TOKEN), or AWS_PROFILE, or give the default profile keys"
+                 (and AWS_SESSION_TOKEN), e.g. \
+                 eval \"$(aws configure export-credentials --format env)\", \
+                 or AWS_PROFILE to a profile with aws_access_key_id and aws_secret_access_key"
                     .into(),
             ));
         }

@@ -317,3 +317,46 @@ fn real_aws_without_credentials_is_refused_before_anything_is_sent() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A `default` profile the harness cannot sign with, when AWS_PROFILE names
+/// none, is no profile: an emulator is run with dummy credentials, and real
+/// AWS is refused with the hint to export the credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unusable_default_profile_leaves_dummy_credentials_for_emulators_only() {
+    let server = Server::start(0, ServerConfig::default())
+        .await
+        .expect("a server");
+    let dir = cli::scratch("unusable_default");
+    let config = "[default]\nsso_session = corp\nregion = eu-west-1\n";
+    let url = server.url().to_string();
+    let with_default = |endpoint: &str, allow_aws: &[&str]| {
+        let args = [
+            &[
+                "run",
+                "--endpoint",
+                endpoint,
+                "--cases",
+                "1",
+                "--only",
+                NO_FIXTURES,
+            ][..],
+            allow_aws,
+        ]
+        .concat();
+        let mut cmd = cli::command(&args);
+        profile_files(&mut cmd, &dir, "", config);
+        cmd
+    };
+    let ran = cli::output(with_default(&url, &[]));
+    assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    assert!(
+        ran.stderr.contains("in eu-west-1 with dummy credentials"),
+        "{}",
+        ran.dump()
+    );
+    cli::assert_usage(
+        with_default("https://iam.amazonaws.com/", &["--allow-aws"]),
+        "aws configure export-credentials",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
