@@ -32,6 +32,9 @@
 //! # Ok(()) }
 //! ```
 //! [`Run::embedded`] runs the same suite against the embedded reference server.
+//! [`Target::new`] signs with the environment's credentials (or dummy ones);
+//! [`profile::resolve`] finds credentials and region as the AWS CLI does, the
+//! shared profiles included, as the command line does for a remote target.
 
 pub mod check;
 pub mod junit;
