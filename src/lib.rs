@@ -13,6 +13,7 @@
 //! - [`server`]: the oracle served on loopback, the default target.
 //! - [`suite`] and [`strategies`]: the catalogue of [`CaseClass`]es and their strategies.
 //! - [`wire`]: encode, sign, send, classify ([`Response`] or [`TransportError`]).
+//! - [`profile`]: credentials, region and endpoint, found as the AWS tools find them.
 //! - [`check`]: checks at three [`Level`]s and their [`Verdict`]s.
 //! - [`runner`]: fixtures, concurrency, shrinking, reproducers.
 //! - [`report`]: the JSON and console reports, [`Baseline`]s, exit codes.
@@ -31,6 +32,9 @@
 //! # Ok(()) }
 //! ```
 //! [`Run::embedded`] runs the same suite against the embedded reference server.
+//! [`Target::new`] signs with the environment's credentials (or dummy ones);
+//! [`profile::resolve`] finds credentials and region as the AWS CLI does, the
+//! shared profiles included, as the command line does for a remote target.
 
 pub mod check;
 pub mod clean;
@@ -40,6 +44,7 @@ pub mod ledger;
 pub mod markdown;
 pub mod matrix;
 pub mod oracle;
+pub mod profile;
 pub mod regression;
 pub mod report;
 pub mod runner;
@@ -360,14 +365,8 @@ impl Run {
                 "--rate must be a number of requests per second (0: no limit)".into(),
             ));
         }
-        if let Some(t) = &self.target
-            && t.is_aws()
-            && !self.allow_aws
-        {
-            return Err(RunError::Usage(format!(
-                "{} is real AWS: refusing to send anything without --allow-aws",
-                t.endpoint
-            )));
+        if let Some(t) = &self.target {
+            t.guard(self.allow_aws)?;
         }
         self.classes()
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
+use iam_conformance::profile::{self, Env, Signing};
 use iam_conformance::regression::Regression;
 use iam_conformance::runner::{CaseOutcome, run_case};
 use iam_conformance::wire::Client;
@@ -45,8 +46,9 @@ enum Command {
     Replay {
         /// The saved reproducer (JSON).
         file: PathBuf,
-        /// The IAM endpoint (default: the embedded reference server).
-        #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+        /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+        /// none: the embedded reference server).
+        #[arg(long)]
         endpoint: Option<String>,
         /// What kind of target the endpoint is.
         #[arg(long, value_enum)]
@@ -59,8 +61,9 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The IAM endpoint (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL).
-    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+    /// none: the embedded reference server).
+    #[arg(long)]
     endpoint: Option<String>,
     /// What kind of target the endpoint is.
     #[arg(long, value_enum)]
@@ -80,11 +83,11 @@ struct RunArgs {
 #[derive(Args)]
 struct CleanArgs {
     /// The IAM endpoint to clean (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL).
-    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    #[arg(long)]
     endpoint: Option<String>,
-    /// The signing region.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The signing region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
     /// Only the users of this run (its id, as in /iam-conformance/<run-id>/).
     #[arg(long)]
     run_id: Option<String>,
@@ -125,9 +128,10 @@ struct MatrixArgs {
 /// How every target is run.
 #[derive(Args)]
 struct SettingsArgs {
-    /// The signing region.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The signing region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's
+    /// region, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
     /// How deep to check.
     #[arg(long, value_enum, default_value_t = Level::Messages)]
     level: Level,
@@ -225,7 +229,7 @@ fn fail(e: &RunError) -> u8 {
 
 async fn run(args: RunArgs) -> u8 {
     let seed = seed(&args.settings);
-    let run = match plan(&args).and_then(|r| configure(r, &args.settings, seed)) {
+    let run = match plan(&args, &Env::process()).and_then(|r| configure(r, &args.settings, seed)) {
         Ok(run) => run,
         Err(e) => return fail(&e),
     };
@@ -265,17 +269,14 @@ async fn run(args: RunArgs) -> u8 {
     code
 }
 
-/// Validates the run's target arguments and builds the run.
-fn plan(args: &RunArgs) -> Result<Run, RunError> {
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty());
-    let mut run = match endpoint {
+/// Validates the run's target arguments and builds the run; a remote target
+/// is signed as the AWS tools would sign (see [`profile::resolve`]).
+fn plan(args: &RunArgs, env: &Env) -> Result<Run, RunError> {
+    let mut run = match profile::endpoint(env, args.endpoint.as_deref()) {
         None => Run::embedded(),
         Some(e) => {
-            let target = target(&e, args.target_kind)
+            let signing = profile::resolve(env, args.settings.region.as_deref())?;
+            let target = target(&e, args.target_kind, &signing)
                 .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
             Run::against(target)
         }
@@ -286,8 +287,9 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
     Ok(run)
 }
 
-/// A target at an http(s) endpoint; without a kind, `aws` or `generic` by its host.
-fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> {
+/// A target at an http(s) endpoint, signed with `signing`; without a kind,
+/// `aws` or `generic` by its host.
+fn target(endpoint: &str, kind: Option<TargetKind>, signing: &Signing) -> Result<Target, RunError> {
     let url: url::Url = endpoint
         .parse()
         .map_err(|err| RunError::Usage(format!("{endpoint:?} is not a URL: {err}")))?;
@@ -297,6 +299,8 @@ fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> 
         )));
     }
     let mut target = Target::new(url, TargetKind::Generic);
+    target.region.clone_from(&signing.region);
+    target.credentials = signing.credentials.clone();
     target.kind = kind.unwrap_or(if target.is_aws() {
         TargetKind::Aws
     } else {
@@ -325,7 +329,6 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         }
     }
     let mut run = run
-        .region(&args.region)
         .cases(args.cases)
         .seed(seed)
         .jobs(usize::from(args.jobs))
@@ -377,7 +380,15 @@ fn now_nanos() -> u64 {
 async fn execute(run: Run, name: String, version: Option<String>) -> Result<TargetRun, u8> {
     let target = run.target().map_or_else(
         || "the embedded reference server".to_string(),
-        |t| format!("{} ({})", t.endpoint, t.kind.name()),
+        |t| {
+            format!(
+                "{} ({}) in {} with {}",
+                t.endpoint,
+                t.kind.name(),
+                t.region,
+                t.credentials.source()
+            )
+        },
     );
     eprintln!(
         "iam-conformance: {} classes x {} cases against {target}, seed {}",
@@ -412,7 +423,7 @@ struct TargetSpec {
     target: Target,
 }
 
-fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
+fn parse_target(spec: &str, signing: &Signing) -> Result<TargetSpec, RunError> {
     let usage = |why: &str| RunError::Usage(format!("--target {spec:?}: {why}"));
     let (name, rest) = spec
         .split_once('=')
@@ -438,7 +449,7 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
         return Err(usage("expected NAME=URL[,KIND[,VERSION]]"));
     }
     let named = <TargetKind as clap::ValueEnum>::from_str(name, false).ok();
-    let target = target(url, kind.or(named)).map_err(|e| usage(&e.to_string()))?;
+    let target = target(url, kind.or(named), signing).map_err(|e| usage(&e.to_string()))?;
     Ok(TargetSpec {
         name: name.to_string(),
         version,
@@ -448,9 +459,13 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
 
 async fn matrix(args: MatrixArgs) -> u8 {
     let seed = seed(&args.settings);
+    let signing = match profile::resolve(&Env::process(), args.settings.region.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     let mut runs = Vec::new();
     for spec in &args.targets {
-        let planned = parse_target(spec).and_then(|spec| {
+        let planned = parse_target(spec, &signing).and_then(|spec| {
             if runs
                 .iter()
                 .any(|(s, _): &(TargetSpec, Run)| s.name == spec.name)
@@ -578,17 +593,17 @@ async fn replay(
         Err(e) => return fail(&RunError::Usage(e)),
     };
     let server;
-    let target = match endpoint {
-        Some(e) => match target(&e, kind) {
-            Ok(t) if t.is_aws() && !allow_aws => {
-                return fail(&RunError::Usage(format!(
-                    "{} is real AWS: refusing to send anything without --allow-aws",
-                    t.endpoint
-                )));
+    let env = Env::process();
+    let target = match profile::endpoint(&env, endpoint.as_deref()) {
+        Some(e) => {
+            let target = profile::resolve(&env, None)
+                .and_then(|signing| target(&e, kind, &signing))
+                .and_then(|t| t.guard(allow_aws).map(|()| t));
+            match target {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
             }
-            Ok(t) => t,
-            Err(e) => return fail(&e),
-        },
+        }
         None => {
             server = match Server::start(0, ServerConfig::default()).await {
                 Ok(s) => s,
@@ -601,13 +616,16 @@ async fn replay(
         Ok(c) => c,
         Err(e) => return fail(&RunError::Start(e.to_string())),
     };
+    let target = client.target();
     println!(
-        "replaying {} ({} {}, found on {}) against {}",
+        "replaying {} ({} {}, found on {}) against {} in {} with {}",
         file.display(),
         regression.class,
         regression.check,
         regression.found_on,
-        client.target().endpoint
+        target.endpoint,
+        target.region,
+        target.credentials.source()
     );
     let run = run_case(&client, &regression.case, Level::Messages).await;
     for request in run.exchange.setup.iter().chain(&run.exchange.request) {
@@ -648,27 +666,19 @@ async fn replay(
 /// Deletes the harness's leftovers on a target: exit 0 when none remain, 3
 /// when some could not be deleted or the target could not be reached.
 async fn clean(args: CleanArgs) -> u8 {
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty());
-    let Some(endpoint) = endpoint else {
+    let env = Env::process();
+    let Some(endpoint) = profile::endpoint(&env, args.endpoint.as_deref()) else {
         return fail(&RunError::Usage(
             "clean needs the target: --endpoint URL (or AWS_ENDPOINT_URL_IAM)".into(),
         ));
     };
-    let mut target = match target(&endpoint, None) {
-        Ok(t) if t.is_aws() && !args.allow_aws => {
-            return fail(&RunError::Usage(format!(
-                "{} is real AWS: refusing to send anything without --allow-aws",
-                t.endpoint
-            )));
-        }
+    let target = profile::resolve(&env, args.region.as_deref())
+        .and_then(|signing| target(&endpoint, None, &signing))
+        .and_then(|t| t.guard(args.allow_aws).map(|()| t));
+    let target = match target {
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    target.region = args.region.clone();
     let only = match args.run_id.as_deref().map(|id| {
         iam_conformance::RunId::parse(id)
             .ok_or_else(|| RunError::Usage(format!("--run-id {id:?} is not a run id")))

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cli::{Ran, command, run_command};
+use crate::cli::{Ran, command, output};
 
 const AWS: &str = "https://iam.amazonaws.com/";
 
@@ -39,7 +39,13 @@ impl Proxy {
         let mut cmd = command(args);
         cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
             .env("AWS_SECRET_ACCESS_KEY", "iam-conformance-test-secret");
-        for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+        for var in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+        ] {
             cmd.env(var, &self.url);
         }
         cmd.env_remove("NO_PROXY").env_remove("no_proxy");
@@ -47,7 +53,7 @@ impl Proxy {
     }
 
     fn run(&self, args: &[&str]) -> Ran {
-        run_command(self.command(args))
+        output(self.command(args))
     }
 
     fn connections(&self) -> usize {
@@ -61,7 +67,15 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
     let ledgers = crate::cli::scratch("aws-guard");
     let ledgers = ledgers.to_str().expect("UTF-8");
     for args in [
-        vec!["run", "--endpoint", AWS, "--cases", "1", "--ledger-dir", ledgers],
+        vec![
+            "run",
+            "--endpoint",
+            AWS,
+            "--cases",
+            "1",
+            "--ledger-dir",
+            ledgers,
+        ],
         vec!["matrix", "--target", &format!("aws={AWS}"), "--cases", "1"],
         vec!["clean", "--endpoint", AWS, "--ledger-dir", ledgers],
     ] {
@@ -72,7 +86,7 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
     // The endpoint may come from the environment too.
     let mut cmd = proxy.command(&["run", "--cases", "1", "--ledger-dir", ledgers]);
     cmd.env("AWS_ENDPOINT_URL_IAM", AWS);
-    let ran = run_command(cmd);
+    let ran = output(cmd);
     assert_eq!(ran.code, Some(2), "{}", ran.dump());
     assert_eq!(proxy.connections(), 0, "something was sent");
 }
@@ -107,11 +121,27 @@ fn with_allow_aws_the_plan_comes_first_and_max_requests_caps_the_run() {
         .stderr
         .find("plan: 1 classes, 1 cases; about ")
         .unwrap_or_else(|| panic!("no plan\n{}", ran.dump()));
-    assert!(ran.stderr[plan..].contains("at most 5 requests/s"), "{}", ran.dump());
-    assert!(ran.stderr[plan..].contains("capped at 1 by --max-requests"), "{}", ran.dump());
-    assert!(ran.stderr[plan..].contains("under the IAM path /iam-conformance/"), "{}", ran.dump());
+    assert!(
+        ran.stderr[plan..].contains("at most 5 requests/s"),
+        "{}",
+        ran.dump()
+    );
+    assert!(
+        ran.stderr[plan..].contains("capped at 1 by --max-requests"),
+        "{}",
+        ran.dump()
+    );
+    assert!(
+        ran.stderr[plan..].contains("under the IAM path /iam-conformance/"),
+        "{}",
+        ran.dump()
+    );
     let first_line = ran.stderr.lines().next().unwrap_or_default();
-    assert!(first_line.starts_with("plan: "), "the plan comes first\n{}", ran.dump());
+    assert!(
+        first_line.starts_with("plan: "),
+        "the plan comes first\n{}",
+        ran.dump()
+    );
     assert_eq!(
         proxy.connections(),
         3,

@@ -158,6 +158,9 @@ async fn the_request_cap_stops_sending_but_not_cleanup() {
     let e = client.send(&request()).await.expect_err("capped");
     assert_eq!(e.kind, TransportErrorKind::Capped);
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(3));
-    assert_eq!(client.send_cleanup(&request()).await.expect("sent").status, 200);
+    assert_eq!(
+        client.send_cleanup(&request()).await.expect("sent").status,
+        200
+    );
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(4));
 }

@@ -279,7 +279,10 @@ async fn a_burst_of_5xx_is_transport_trouble_that_retries_shorten() {
         assert_eq!(report.run.traffic.retries, retried, "{console}");
         assert_eq!(report.run.traffic.server_errors, 5, "{console}");
         let note = report.classes[0].note.as_deref().unwrap_or_default();
-        assert!(note.starts_with("gateway or unavailable status: HTTP 50"), "{note}");
+        assert!(
+            note.starts_with("gateway or unavailable status: HTTP 50"),
+            "{note}"
+        );
         assert_eq!(report.classes[0].verdict, Verdict::Error, "{console}");
         assert_eq!(report.exit_code(), exit::TRANSPORT, "{console}");
     }
