@@ -10,7 +10,8 @@
 //! ## The pieces
 //! - [`spec`]: operations, members and constraints, read from the botocore model.
 //! - [`oracle`]: what AWS answers, rule by rule, each with its [`Provenance`].
-//! - [`server`]: the oracle served on loopback, the default target.
+//! - [`server`]: the oracle served on loopback, the default target, with
+//!   [`Deviation`]s from AWS and [`Faults`] (throttling, failures, stale reads, a crash) on demand.
 //! - [`suite`] and [`strategies`]: the catalogue of [`CaseClass`]es and their strategies.
 //! - [`wire`]: encode, sign, send, classify ([`Response`] or [`TransportError`]).
 //! - [`check`]: checks at three [`Level`]s and their [`Verdict`]s.
@@ -57,7 +58,7 @@ pub use oracle::Provenance;
 pub use regression::Regression;
 pub use report::{Baseline, Report, exit};
 pub use runner::{Divergence, Settings};
-pub use server::{Deviation, Server, ServerConfig};
+pub use server::{Deviation, Faults, Server, ServerConfig};
 pub use suite::{CaseClass, catalogue};
 pub use wire::{Response, Target, TargetKind, TransportError};
 

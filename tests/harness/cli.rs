@@ -406,6 +406,7 @@ async fn a_matrix_writes_every_report_and_exits_with_its_worst_target() {
         0,
         ServerConfig {
             deviations: vec![Deviation::NotFoundAs400],
+            ..ServerConfig::default()
         },
     )
     .await
@@ -538,6 +539,7 @@ fn replay_re_runs_a_saved_reproducer_and_shows_each_verdict() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = ServerConfig {
         deviations: vec![Deviation::NotFoundAs400],
+        ..ServerConfig::default()
     };
     let report = rt
         .block_on(

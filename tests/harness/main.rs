@@ -2,6 +2,7 @@
 
 mod cli;
 mod deviations;
+mod faults;
 mod matrix;
 mod report;
 mod robustness;
