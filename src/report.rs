@@ -24,6 +24,8 @@ pub mod exit {
     pub const TRANSPORT: u8 = 3;
     /// No case ran.
     pub const NOTHING_RAN: u8 = 4;
+    /// `serve --crash-after`: the embedded server crashed on purpose.
+    pub const CRASHED: u8 = 5;
 }
 
 /// Known divergences of one target, keyed by (case class, check), each with a reason.

@@ -17,7 +17,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_iam-conformance");
 
 /// The binary with a clean environment: no endpoint, no credentials.
-fn command(args: &[&str]) -> Command {
+pub(crate) fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("AWS_ENDPOINT_URL")
@@ -204,6 +204,20 @@ fn a_negative_timeout_is_a_usage_error() {
     // `=` keeps clap from reading `-1` as a flag: this reaches the plan's own check.
     assert_usage_error(&["run", "--timeout=-1"], "--timeout");
     assert_usage_error(&["run", "--timeout", "0"], "--timeout");
+}
+
+#[test]
+fn serve_fault_flags_out_of_range_are_usage_errors() {
+    assert_usage_error(&["serve", "--throttle-rate", "1.5"], "--throttle-rate");
+    assert_usage_error(&["serve", "--failure-rate=-0.1"], "--failure-rate");
+    assert_usage_error(&["serve", "--failure-rate", "NaN"], "--failure-rate");
+    assert_usage_error(
+        &["serve", "--throttle-rate", "0.6", "--failure-rate", "0.5"],
+        "add up to 1 at most",
+    );
+    assert_usage_error(&["serve", "--consistency-delay=-1"], "--consistency-delay");
+    assert_usage_error(&["serve", "--crash-after", "0"], "--crash-after");
+    assert_usage_error(&["serve", "--fault-seed", "x"], "--fault-seed");
 }
 
 #[test]

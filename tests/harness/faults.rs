@@ -5,6 +5,8 @@
 //! `Client::new` sends every request once, so what a test sees is what the
 //! server did.
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use iam_conformance::server::FaultCounts;
@@ -14,6 +16,7 @@ use iam_conformance::{Faults, Server, ServerConfig, xml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::cli::command;
 use crate::transport::{NAMESPACE, PATIENT, target};
 
 async fn faulty(faults: Faults) -> Server {
@@ -338,4 +341,44 @@ async fn requests_in_flight_at_the_crash_get_no_answer() {
     for round in 0..20 {
         assert_eq!(race_the_crash(3, 16).await, 3, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn serve_crash_after_exits_on_its_own_after_its_last_answer() {
+    let mut child = command(&["serve", "--crash-after", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line on stdout");
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    let client = Client::new(target(url), PATIENT).expect("a client");
+    for name in ["a", "b", "c"] {
+        let sent = client.send(&create(name)).await;
+        assert_eq!(outcome(&sent), Ok(200), "{sent:?}");
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > PATIENT {
+            let _ = child.kill();
+            panic!("serve --crash-after 3 still runs after its third answer");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("crashed"), "{stderr}");
 }
