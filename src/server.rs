@@ -84,6 +84,22 @@ pub struct ServerConfig {
 
 /// Faults to inject, as a real service shows them now and then; the default
 /// injects none.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use iam_conformance::{Faults, Server, ServerConfig};
+/// let faults = Faults {
+///     throttle_rate: 0.1,
+///     consistency_delay: std::time::Duration::from_secs(1),
+///     seed: 7,
+///     ..Faults::default()
+/// };
+/// let config = ServerConfig { faults, ..ServerConfig::default() };
+/// let server = Server::start(0, config).await.expect("the server starts");
+/// assert_eq!(server.faults_injected().throttled, 0);
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
     /// The fraction of requests answered 400 `Throttling` before any state is touched.
