@@ -15,8 +15,8 @@ use std::path::Path;
 
 use crate::ledger::{self, LedgerFile, RunId};
 use crate::runner::{delete_user, text_at};
-use crate::spec::{API_VERSION, Operation};
-use crate::wire::{Client, Request, TransportError, TransportErrorKind, Wire};
+use crate::spec::Operation;
+use crate::wire::{Client, Request, TransportError, TransportErrorKind};
 
 /// What `clean` found and did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -125,15 +125,9 @@ async fn list_users(
     let mut users = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let mut request = Request {
-            params: vec![
-                ("Action".into(), "ListUsers".into()),
-                ("Version".into(), API_VERSION.into()),
-                ("PathPrefix".into(), prefix.into()),
-                ("MaxItems".into(), "100".into()),
-            ],
-            wire: Wire::Post,
-        };
+        let mut request = Request::new(Operation::ListUsers)
+            .with("PathPrefix", prefix)
+            .with("MaxItems", "100");
         if let Some(m) = &marker {
             request = request.with("Marker", m);
         }

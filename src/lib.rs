@@ -10,7 +10,8 @@
 //! ## The pieces
 //! - [`spec`]: operations, members and constraints, read from the botocore model.
 //! - [`oracle`]: what AWS answers, rule by rule, each with its [`Provenance`].
-//! - [`server`]: the oracle served on loopback, the default target.
+//! - [`server`]: the oracle served on loopback, the default target, with
+//!   [`Deviation`]s from AWS and [`Faults`] (throttling, failures, stale reads, a crash) on demand.
 //! - [`suite`] and [`strategies`]: the catalogue of [`CaseClass`]es and their strategies.
 //! - [`wire`]: encode, sign, send, classify ([`Response`] or [`TransportError`]).
 //! - [`profile`]: credentials, region and endpoint, found as the AWS tools find them.
@@ -71,7 +72,7 @@ pub use oracle::Provenance;
 pub use regression::Regression;
 pub use report::{Baseline, Report, exit};
 pub use runner::{Divergence, Settings};
-pub use server::{Deviation, Server, ServerConfig};
+pub use server::{Deviation, Faults, Server, ServerConfig};
 pub use suite::{CaseClass, catalogue};
 pub use wire::{Policy, Response, Target, TargetKind, Traffic, TransportError};
 
@@ -431,6 +432,9 @@ impl Run {
             }
             std::future::pending::<()>().await
         };
+        let mut interrupted = std::pin::pin!(interrupted);
+        // Listen before the first request leaves: from then on Ctrl-C is ours.
+        let _ = interrupted.as_mut().now_or_never();
         let finished = tokio::select! {
             done = work => Some(done),
             () = interrupted => None,

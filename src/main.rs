@@ -12,8 +12,8 @@ use iam_conformance::regression::Regression;
 use iam_conformance::runner::{CaseOutcome, run_case};
 use iam_conformance::wire::Client;
 use iam_conformance::{
-    Baseline, Level, Matrix, Run, RunError, Server, ServerConfig, Target, TargetKind, TargetRun,
-    catalogue, exit, junit, markdown, regression,
+    Baseline, Faults, Level, Matrix, Run, RunError, Server, ServerConfig, Target, TargetKind,
+    TargetRun, catalogue, exit, junit, markdown, regression,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -31,11 +31,7 @@ enum Command {
     /// Run the suite against several targets and write the conformance matrix.
     Matrix(MatrixArgs),
     /// Serve the embedded reference server on 127.0.0.1.
-    Serve {
-        /// The port (0: any free port).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-    },
+    Serve(ServeArgs),
     /// List the case classes with their operation, level and provenance.
     List,
     /// Delete what runs left behind on a target (users under /iam-conformance/
@@ -100,6 +96,47 @@ struct CleanArgs {
     /// Permit cleaning real AWS (amazonaws.com).
     #[arg(long)]
     allow_aws: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Answer this fraction of requests (0 to 1) with 400 Throttling, as IAM
+    /// does over its request rate, before touching any state.
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "RATE")]
+    throttle_rate: f64,
+    /// Answer this fraction of requests (0 to 1) with 500 ServiceFailure,
+    /// before touching any state.
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "RATE")]
+    failure_rate: f64,
+    /// Eventual consistency: answer reads from the state as it was this many
+    /// seconds ago (writes apply at once).
+    #[arg(long, value_parser = seconds, value_name = "SECS")]
+    consistency_delay: Option<Duration>,
+    /// Crash after answering the Nth request: exit 5 at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    crash_after: Option<u64>,
+    /// Seeds which requests are throttled or failed.
+    #[arg(long, default_value_t = 0, value_name = "SEED")]
+    fault_seed: u64,
+}
+
+/// A fraction from 0 to 1.
+fn rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| "must be a number from 0 to 1".into())
+}
+
+/// A non-negative number of seconds.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| "must be a non-negative number of seconds".into())
 }
 
 #[derive(Args)]
@@ -208,7 +245,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Matrix(args) => runtime.block_on(matrix(args)),
-        Command::Serve { port } => runtime.block_on(serve(port)),
+        Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Clean(args) => runtime.block_on(clean(args)),
         Command::List => list(),
         Command::Replay {
@@ -732,8 +769,23 @@ async fn clean(args: CleanArgs) -> u8 {
     }
 }
 
-async fn serve(port: u16) -> u8 {
-    let server = match Server::start(port, ServerConfig::default()).await {
+async fn serve(args: ServeArgs) -> u8 {
+    let faults = Faults {
+        throttle_rate: args.throttle_rate,
+        failure_rate: args.failure_rate,
+        consistency_delay: args.consistency_delay.unwrap_or_default(),
+        crash_after: args.crash_after,
+        seed: args.fault_seed,
+    };
+    if let Err(e) = faults.validate() {
+        return fail(&RunError::Usage(e));
+    }
+    let config = ServerConfig {
+        faults,
+        ..ServerConfig::default()
+    };
+    let port = args.port;
+    let server = match Server::start(port, config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: failed to start the embedded server on 127.0.0.1:{port}: {e}");
@@ -741,9 +793,17 @@ async fn serve(port: u16) -> u8 {
         }
     };
     println!("serving the embedded reference server at {}", server.url());
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!("served {} requests", server.requests());
-    exit::CONFORMANT
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("served {} requests", server.requests());
+            exit::CONFORMANT
+        }
+        () = server.crashed() => {
+            let answers = args.crash_after.unwrap_or_default();
+            eprintln!("crashed on purpose after {answers} answers (--crash-after)");
+            exit::CRASHED
+        }
+    }
 }
 
 fn list() -> u8 {

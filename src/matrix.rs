@@ -141,6 +141,7 @@ pub fn exit_meaning(code: u8) -> &'static str {
         exit::TRANSPORT => "transport trouble: some cases could not be judged",
         exit::NOTHING_RAN => "no case ran",
         exit::USAGE => "usage or configuration error",
+        exit::CRASHED => "the embedded server crashed on purpose",
         _ => "",
     }
 }

@@ -119,6 +119,12 @@ pub enum Success {
         marker: Option<String>,
     },
     User(User),
+    /// A page of users.
+    UserList {
+        users: Vec<User>,
+        truncated: bool,
+        marker: Option<String>,
+    },
     /// A redirect with an empty body (a POST without Action).
     Redirect {
         location: String,
@@ -320,6 +326,12 @@ fn answer(state: &mut State, params: &Params, now: OffsetDateTime) -> Prediction
         Operation::CreateUser => create_user(state, p("UserName"), param(params, "Path"), now),
         Operation::GetUser => get_user(state, param(params, "UserName")),
         Operation::DeleteUser => delete_user(state, p("UserName")),
+        Operation::ListUsers => list_users(
+            state,
+            param(params, "PathPrefix"),
+            param(params, "Marker"),
+            param(params, "MaxItems"),
+        ),
     }
 }
 
@@ -332,7 +344,8 @@ fn success(op: Option<Operation>, result: Success, codes: Provenance) -> Predict
     }
 }
 
-fn error(
+/// An error answer with the same provenance for codes and text.
+pub(crate) fn error(
     op: Option<Operation>,
     status: u16,
     code: &str,
@@ -628,44 +641,16 @@ fn list_keys(
     if state.user(user).is_none() {
         return no_such_user(op, user, Provenance::Inferred);
     }
-    // Markers are opaque: this one names the first key of the next page.
-    let start = match marker {
-        None => None,
-        Some(m) => match URL_SAFE_NO_PAD
-            .decode(m)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|id| state.keys_of(user).any(|k| k.id == *id))
-        {
-            Some(id) => Some(id),
-            None => {
-                return modeled(
-                    op,
-                    "ValidationError",
-                    Message::Text("Invalid Marker.".into()),
-                    Provenance::Inferred,
-                    Provenance::Inferred,
-                );
-            }
-        },
-    };
     // An empty list and IsTruncated=false are recorded; paging is the model's.
     let provenance = if marker.is_some() || max_items.is_some() {
         Provenance::Model
     } else {
         Provenance::Live
     };
-    let limit = max_items
-        .and_then(|m| m.parse::<usize>().ok())
-        .unwrap_or(100);
-    let all: Vec<Key> = state
-        .keys_of(user)
-        .filter(|k| start.as_deref().is_none_or(|s| k.id.as_str() >= s))
-        .cloned()
-        .collect();
-    let truncated = all.len() > limit;
-    let marker = truncated.then(|| URL_SAFE_NO_PAD.encode(&all[limit].id));
-    let keys = all.into_iter().take(limit).collect();
+    let all = state.keys_of(user).cloned().collect();
+    let Some((keys, truncated, marker)) = page(all, |k: &Key| &k.id, marker, max_items) else {
+        return invalid_marker(op);
+    };
     success(
         Some(op),
         Success::KeyList {
@@ -674,6 +659,46 @@ fn list_keys(
             marker,
         },
         provenance,
+    )
+}
+
+/// One page of a list, `items` in list order: from the item the marker names
+/// on, at most `max_items` (validated already; 100 without). Markers are
+/// opaque; ours name the first item of the next page by its `id`, so `None`
+/// when the marker names no item of the list.
+fn page<T>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> &str,
+    marker: Option<&str>,
+    max_items: Option<&str>,
+) -> Option<(Vec<T>, bool, Option<String>)> {
+    let start = match marker {
+        None => 0,
+        Some(m) => {
+            let named = URL_SAFE_NO_PAD
+                .decode(m)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())?;
+            items.iter().position(|item| id(item) == named)?
+        }
+    };
+    let limit = max_items
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(100);
+    let mut items: Vec<T> = items.into_iter().skip(start).collect();
+    let truncated = items.len() > limit;
+    let marker = truncated.then(|| URL_SAFE_NO_PAD.encode(id(&items[limit])));
+    items.truncate(limit);
+    Some((items, truncated, marker))
+}
+
+fn invalid_marker(op: Operation) -> Prediction {
+    modeled(
+        op,
+        "ValidationError",
+        Message::Text("Invalid Marker.".into()),
+        Provenance::Inferred,
+        Provenance::Inferred,
     )
 }
 
@@ -745,6 +770,44 @@ fn delete_user(state: &mut State, name: &str) -> Prediction {
     }
     state.users.remove(&name.to_lowercase());
     success(Some(op), Success::Empty, Provenance::Live)
+}
+
+/// The users whose path starts with `prefix` (default `/`: all), a page at a time.
+fn list_users(
+    state: &State,
+    prefix: Option<&str>,
+    marker: Option<&str>,
+    max_items: Option<&str>,
+) -> Prediction {
+    let op = Operation::ListUsers;
+    let prefix = prefix.unwrap_or("/");
+    let resumed = marker.is_some();
+    // By name, case-insensitively (the names' uniqueness): inferred.
+    let all = state
+        .users
+        .values()
+        .filter(|u| u.path.starts_with(prefix))
+        .cloned()
+        .collect();
+    let Some((users, truncated, marker)) = page(all, |u: &User| &u.name, marker, max_items) else {
+        return invalid_marker(op);
+    };
+    // The API reference states the filter, the defaults and the paging; which
+    // users fill a page depends on the order, which is inferred.
+    let provenance = if truncated || resumed {
+        Provenance::Inferred
+    } else {
+        Provenance::Doc
+    };
+    success(
+        Some(op),
+        Success::UserList {
+            users,
+            truncated,
+            marker,
+        },
+        provenance,
+    )
 }
 
 /// A fresh id: a prefix and base32 characters, as IAM's `APKA…`/`AIDA…`.
@@ -849,22 +912,38 @@ fn result_children(op: Operation, result: &Success) -> Vec<Element> {
                         )),
                 );
             }
-            let mut children = vec![list, Element::leaf("IsTruncated", truncated.to_string())];
-            if let Some(marker) = marker {
-                children.push(Element::leaf("Marker", marker.clone()));
-            }
-            children
+            paged(list, *truncated, marker.as_deref())
         }
-        Success::User(user) => vec![
-            Element::new("User")
-                .child(Element::leaf("Path", user.path.clone()))
-                .child(Element::leaf("UserName", user.name.clone()))
-                .child(Element::leaf("UserId", user.id.clone()))
-                .child(Element::leaf("Arn", user.arn()))
-                .child(Element::leaf("CreateDate", timestamp(user.created, false))),
-        ],
+        Success::User(user) => vec![user_element("User", user)],
+        Success::UserList {
+            users,
+            truncated,
+            marker,
+        } => {
+            let mut list = Element::new("Users");
+            for user in users {
+                list = list.child(user_element("member", user));
+            }
+            paged(list, *truncated, marker.as_deref())
+        }
         Success::Empty | Success::Redirect { .. } => Vec::new(),
     }
+}
+
+/// A list element, then IsTruncated, then the Marker of the next page if any.
+fn paged(list: Element, truncated: bool, marker: Option<&str>) -> Vec<Element> {
+    let mut children = vec![list, Element::leaf("IsTruncated", truncated.to_string())];
+    children.extend(marker.map(|m| Element::leaf("Marker", m)));
+    children
+}
+
+fn user_element(name: &str, user: &User) -> Element {
+    Element::new(name)
+        .child(Element::leaf("Path", user.path.clone()))
+        .child(Element::leaf("UserName", user.name.clone()))
+        .child(Element::leaf("UserId", user.id.clone()))
+        .child(Element::leaf("Arn", user.arn()))
+        .child(Element::leaf("CreateDate", timestamp(user.created, false)))
 }
 
 #[cfg(test)]
@@ -1098,6 +1177,168 @@ mod tests {
         };
         assert_eq!(keys.len() + rest.len(), 2);
         assert!(keys[0].id < rest[0].id);
+    }
+
+    /// A state with users (name, path) created in this order.
+    fn users(users: &[(&str, &str)]) -> State {
+        let mut s = State::default();
+        for &(name, path) in users {
+            let p = handle(
+                &mut s,
+                &req(&[("Action", "CreateUser"), ("UserName", name), ("Path", path)]),
+                now(),
+            );
+            assert!(p.result.is_ok(), "{p:?}");
+        }
+        s
+    }
+
+    /// The names on one page of ListUsers, IsTruncated and the Marker.
+    fn list_users(s: &mut State, pairs: &[(&str, &str)]) -> (Vec<String>, bool, Option<String>) {
+        let mut pairs = pairs.to_vec();
+        pairs.push(("Action", "ListUsers"));
+        let p = handle(s, &req(&pairs), now());
+        let Ok(Success::UserList {
+            users,
+            truncated,
+            marker,
+        }) = p.result
+        else {
+            panic!("{p:?}")
+        };
+        (
+            users.into_iter().map(|u| u.name).collect(),
+            truncated,
+            marker,
+        )
+    }
+
+    #[test]
+    fn list_users_filters_by_path_prefix_in_name_order() {
+        let mut s = users(&[
+            ("dave", "/iam-conformance/run-1/"),
+            ("alice", "/"),
+            ("Bob", "/iam-conformance/run-2/"),
+            ("carol", "/iam-conformance/run-1/"),
+            ("erin", "/other/iam-conformance/"),
+        ]);
+        let all = list_users(&mut s, &[]);
+        assert_eq!(
+            all,
+            (
+                vec![
+                    "alice".into(),
+                    "Bob".into(),
+                    "carol".into(),
+                    "dave".into(),
+                    "erin".into()
+                ],
+                false,
+                None
+            )
+        );
+        assert_eq!(list_users(&mut s, &[("PathPrefix", "/")]), all);
+        let (run, ..) = list_users(&mut s, &[("PathPrefix", "/iam-conformance/")]);
+        assert_eq!(run, ["Bob", "carol", "dave"]);
+        let (one, ..) = list_users(&mut s, &[("PathPrefix", "/iam-conformance/run-1")]);
+        assert_eq!(one, ["carol", "dave"]);
+        let (none, truncated, _) = list_users(&mut s, &[("PathPrefix", "/nobody/")]);
+        assert!(none.is_empty() && !truncated);
+        let p = handle(&mut s, &req(&[("Action", "ListUsers")]), now());
+        assert_eq!(p.codes, Provenance::Doc);
+    }
+
+    #[test]
+    fn list_users_pages_with_markers_until_not_truncated() {
+        let names = ["u0", "u1", "u2", "u3", "u4"];
+        let created: Vec<_> = names.iter().rev().map(|n| (*n, "/p/")).collect();
+        let mut s = users(&created);
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        let mut marker: Option<String> = None;
+        loop {
+            let mut pairs = vec![("MaxItems", "2")];
+            if let Some(m) = &marker {
+                pairs.push(("Marker", m));
+            }
+            let (page, truncated, next) = list_users(&mut s, &pairs);
+            pages += 1;
+            assert_eq!(truncated, next.is_some());
+            assert!(page.len() <= 2);
+            seen.extend(page);
+            let Some(next) = next else { break };
+            marker = Some(next);
+        }
+        assert_eq!((seen, pages), (names.map(String::from).to_vec(), 3));
+        let p = handle(
+            &mut s,
+            &req(&[("Action", "ListUsers"), ("MaxItems", "2")]),
+            now(),
+        );
+        assert_eq!(
+            p.codes,
+            Provenance::Inferred,
+            "a page depends on the inferred order"
+        );
+    }
+
+    #[test]
+    fn list_users_validates_like_the_model() {
+        let mut s = users(&[("alice", "/")]);
+        let items = |pairs: &[(&str, &str)]| {
+            let mut pairs = pairs.to_vec();
+            pairs.push(("Action", "ListUsers"));
+            let p = handle(&mut s.clone(), &req(&pairs), now());
+            let e = err(&p).clone();
+            assert_eq!((e.status, e.code.as_str()), (400, "ValidationError"));
+            e.message
+        };
+        assert_eq!(
+            items(&[("MaxItems", "0"), ("PathPrefix", "iam-conformance/")]),
+            Message::Validation(vec![
+                "Value at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1".into(),
+                "Value at 'pathPrefix' failed to satisfy constraint: Member must satisfy regular expression pattern: \\u002F[\\u0021-\\u007F]*".into(),
+            ])
+        );
+        assert_eq!(
+            items(&[("MaxItems", "1001")]),
+            Message::Validation(vec![
+                "Value at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 1000".into(),
+            ])
+        );
+        let unknown_user = URL_SAFE_NO_PAD.encode("bob");
+        assert_eq!(
+            items(&[("Marker", &unknown_user)]),
+            Message::Text("Invalid Marker.".into())
+        );
+        assert_eq!(list_users(&mut s, &[("MaxItems", "1000")]).0, ["alice"]);
+    }
+
+    #[test]
+    fn list_users_renders_members_and_the_marker() {
+        let mut s = users(&[("alice", "/iam-conformance/r/"), ("bob", "/")]);
+        let p = handle(
+            &mut s,
+            &req(&[("Action", "ListUsers"), ("MaxItems", "1")]),
+            now(),
+        );
+        let root = envelope(&p, "req-1").unwrap();
+        assert_eq!(root.name, "ListUsersResponse");
+        let result = root.get("ListUsersResult").unwrap();
+        let member = result.get("Users").unwrap().get("member").unwrap();
+        assert_eq!(member.text_at("Path"), Some("/iam-conformance/r/"));
+        assert_eq!(member.text_at("UserName"), Some("alice"));
+        assert!(member.text_at("UserId").unwrap().starts_with("AIDA"));
+        assert_eq!(
+            member.text_at("Arn"),
+            Some("arn:aws:iam::123456789012:user/iam-conformance/r/alice")
+        );
+        assert_eq!(member.text_at("CreateDate"), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(result.text_at("IsTruncated"), Some("true"));
+        assert_eq!(
+            result.text_at("Marker"),
+            Some(URL_SAFE_NO_PAD.encode("bob").as_str())
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub mod exit {
     pub const NOTHING_RAN: u8 = 4;
     /// Ctrl-C stopped the run (after its cleanup), as shells count SIGINT.
     pub const INTERRUPTED: u8 = 130;
+    /// `serve --crash-after`: the embedded server crashed on purpose.
+    pub const CRASHED: u8 = 5;
 }
 
 /// Known divergences of one target, keyed by (case class, check), each with a reason.

@@ -20,7 +20,7 @@ pub const XML_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
 const MODEL_JSON: &str = include_str!("../corpus/model/iam-ssh-model.json");
 
-/// The operations in scope: the five SSH-key operations and three user fixtures.
+/// The operations in scope: the five SSH-key operations and four user fixtures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Operation {
     UpdateSSHPublicKey,
@@ -31,10 +31,11 @@ pub enum Operation {
     CreateUser,
     GetUser,
     DeleteUser,
+    ListUsers,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::UpdateSSHPublicKey,
         Operation::UploadSSHPublicKey,
         Operation::GetSSHPublicKey,
@@ -43,6 +44,7 @@ impl Operation {
         Operation::CreateUser,
         Operation::GetUser,
         Operation::DeleteUser,
+        Operation::ListUsers,
     ];
 
     /// The `Action` name on the wire.
@@ -56,7 +58,19 @@ impl Operation {
             Operation::CreateUser => "CreateUser",
             Operation::GetUser => "GetUser",
             Operation::DeleteUser => "DeleteUser",
+            Operation::ListUsers => "ListUsers",
         }
+    }
+
+    /// Whether the operation only reads (Get and List): it changes nothing.
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            Operation::GetSSHPublicKey
+                | Operation::ListSSHPublicKeys
+                | Operation::GetUser
+                | Operation::ListUsers
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Operation> {
@@ -307,6 +321,44 @@ mod tests {
         );
         let codes: Vec<_> = op.errors.iter().map(|e| e.code.as_str()).collect();
         assert_eq!(codes, ["NoSuchEntity", "InvalidInput"]);
+    }
+
+    #[test]
+    fn list_users_members_follow_the_model() {
+        let op = model().operation(Operation::ListUsers);
+        let names: Vec<_> = op.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["Marker", "MaxItems", "PathPrefix"]);
+        assert!(op.members.iter().all(|m| !m.required));
+        let prefix = &op.member("PathPrefix").unwrap().constraint;
+        assert_eq!((prefix.min, prefix.max), (Some(1), Some(512)));
+        let re = &prefix.pattern.as_ref().unwrap().1;
+        assert!(re.is_match("/iam-conformance/"));
+        assert!(re.is_match("/iam-conformance/run-1"));
+        assert!(!re.is_match("iam-conformance/"));
+        assert!(!re.is_match("/a b/"));
+        let max = &op.member("MaxItems").unwrap().constraint;
+        assert_eq!(
+            (max.kind, max.min, max.max),
+            (Kind::Integer, Some(1), Some(1000))
+        );
+        assert_eq!(op.result_wrapper.as_deref(), Some("ListUsersResult"));
+    }
+
+    #[test]
+    fn reads_are_the_get_and_list_operations() {
+        let reads: Vec<_> = Operation::ALL
+            .into_iter()
+            .filter(|op| op.is_read())
+            .collect();
+        assert_eq!(
+            reads,
+            [
+                Operation::GetSSHPublicKey,
+                Operation::ListSSHPublicKeys,
+                Operation::GetUser,
+                Operation::ListUsers
+            ]
+        );
     }
 
     #[test]

@@ -235,6 +235,20 @@ fn a_negative_timeout_is_a_usage_error() {
 }
 
 #[test]
+fn serve_fault_flags_out_of_range_are_usage_errors() {
+    assert_usage_error(&["serve", "--throttle-rate", "1.5"], "--throttle-rate");
+    assert_usage_error(&["serve", "--failure-rate=-0.1"], "--failure-rate");
+    assert_usage_error(&["serve", "--failure-rate", "NaN"], "--failure-rate");
+    assert_usage_error(
+        &["serve", "--throttle-rate", "0.6", "--failure-rate", "0.5"],
+        "add up to 1 at most",
+    );
+    assert_usage_error(&["serve", "--consistency-delay=-1"], "--consistency-delay");
+    assert_usage_error(&["serve", "--crash-after", "0"], "--crash-after");
+    assert_usage_error(&["serve", "--fault-seed", "x"], "--fault-seed");
+}
+
+#[test]
 fn a_non_positive_deadline_is_a_usage_error() {
     assert_usage_error(&["run", "--deadline", "0"], "--deadline");
     assert_usage_error(&["run", "--deadline", "-1"], "--deadline");
@@ -434,6 +448,7 @@ async fn a_matrix_writes_every_report_and_exits_with_its_worst_target() {
         0,
         ServerConfig {
             deviations: vec![Deviation::NotFoundAs400],
+            ..ServerConfig::default()
         },
     )
     .await
@@ -566,6 +581,7 @@ fn replay_re_runs_a_saved_reproducer_and_shows_each_verdict() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = ServerConfig {
         deviations: vec![Deviation::NotFoundAs400],
+        ..ServerConfig::default()
     };
     let report = rt
         .block_on(

@@ -180,6 +180,7 @@ async fn no_secret_reaches_output_reports_reproducers_or_baselines() {
         0,
         ServerConfig {
             deviations: vec![Deviation::MessagesWithoutPeriod],
+            ..ServerConfig::default()
         },
     )
     .await

@@ -7,6 +7,7 @@ use iam_conformance::{Deviation, Level, Report, Run, ServerConfig, Verdict};
 async fn run_deviating(deviation: Deviation, class: &str, level: Level) -> Report {
     Run::embedded_with(ServerConfig {
         deviations: vec![deviation],
+        ..ServerConfig::default()
     })
     .only(vec![class.to_string()])
     .cases(20)

@@ -4,10 +4,12 @@
 //! that crashes mid-run is transport trouble, never non-conformance.
 
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use iam_conformance::ledger::LedgerFile;
 use iam_conformance::spec::Operation;
 use iam_conformance::wire::{Client, Request};
@@ -104,22 +106,15 @@ fn spawn_run(url: &str, ledgers: &Path) -> Child {
     .expect("the binary starts")
 }
 
-/// The one ledger in `dir`, once it lists at least `n` users created.
-fn wait_for_ledger(dir: &Path, n: usize) -> LedgerFile {
+/// Waits until the server holds at least `n` users under /iam-conformance/.
+async fn wait_for_users(client: &Client, n: usize) {
     let start = Instant::now();
-    loop {
-        if let Ok(files) = LedgerFile::all(dir)
-            && let [file] = &files[..]
-            && file.outstanding.len() >= n
-        {
-            return file.clone();
-        }
+    while harness_users(client).await.len() < n {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no ledger with {n} users in {}",
-            dir.display()
+            "the run created no {n} users"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -145,7 +140,8 @@ async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
 
     let dir = scratch("killed");
     let mut child = spawn_run(&url, &dir);
-    let _ = wait_for_ledger(&dir, 12);
+    // The harness's own users beside the bystander under /iam-conformance/abcdef/.
+    wait_for_users(&client, 6).await;
     child.kill().expect("kill the run");
     child.wait().expect("the run ends");
     let ledger = LedgerFile::all(&dir).expect("the ledger reads").remove(0);
@@ -155,7 +151,11 @@ async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
         .into_iter()
         .filter(|n| n.starts_with(&prefix))
         .collect();
-    assert!(!left.is_empty(), "the killed run left no user behind");
+    assert!(
+        !left.is_empty(),
+        "the killed run left no user behind; its ledger: {ledger:?}; the server: {:?}",
+        users(&client).await
+    );
     let noted: BTreeSet<String> = ledger.outstanding.iter().cloned().collect();
     assert!(
         left.is_subset(&noted),
@@ -186,20 +186,23 @@ async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
         .iter()
         .map(|(n, p)| (p.to_string(), n.to_string()))
         .collect();
-    expected.insert((
-        "/iam-conformance/abcdef/".into(),
-        "iamc-abcdef-2-0".into(),
-    ));
-    assert_eq!(users(&client).await, expected, "only the killed run's users went");
+    expected.insert(("/iam-conformance/abcdef/".into(), "iamc-abcdef-2-0".into()));
+    assert_eq!(
+        users(&client).await,
+        expected,
+        "only the killed run's users went"
+    );
 
     // A clean of every run takes the other run's leftover, and nothing else.
     let ran = clean(&[]);
     assert_eq!(ran.code, Some(0), "{}", ran.dump());
-    assert_eq!(ran.stdout.trim(), "deleted iamc-abcdef-2-0", "{}", ran.dump());
-    expected.remove(&(
-        "/iam-conformance/abcdef/".into(),
-        "iamc-abcdef-2-0".into(),
-    ));
+    assert_eq!(
+        ran.stdout.trim(),
+        "deleted iamc-abcdef-2-0",
+        "{}",
+        ran.dump()
+    );
+    expected.remove(&("/iam-conformance/abcdef/".into(), "iamc-abcdef-2-0".into()));
     assert_eq!(users(&client).await, expected);
 }
 
@@ -211,7 +214,7 @@ async fn ctrl_c_cleans_up_before_the_run_ends() {
     let client = client(&server);
     let dir = scratch("ctrl-c");
     let child = spawn_run(server.url().as_str(), &dir);
-    let _ = wait_for_ledger(&dir, 12);
+    wait_for_users(&client, 4).await;
     let interrupt = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -246,8 +249,8 @@ async fn a_panic_mid_run_cleans_up_before_it_unwinds() {
                 panic!("a bug in the harness");
             }
         });
-    let outcome = tokio::spawn(run.execute()).await;
-    assert!(outcome.expect_err("the run panics").is_panic());
+    let outcome = AssertUnwindSafe(run.execute()).catch_unwind().await;
+    assert!(outcome.is_err(), "the run panics");
     assert!(harness_users(&client).await.is_empty());
     assert!(LedgerFile::all(&dir).expect("reads").is_empty());
 }
@@ -272,7 +275,11 @@ async fn a_crashed_server_is_transport_trouble_and_the_ledger_keeps_its_users() 
         .await
         .expect("the run starts");
     let console = report.render_console();
-    assert_eq!(report.exit_code(), iam_conformance::exit::TRANSPORT, "{console}");
+    assert_eq!(
+        report.exit_code(),
+        iam_conformance::exit::TRANSPORT,
+        "{console}"
+    );
     assert_eq!(report.summary.failed, 0, "{console}");
     assert!(report.divergences.is_empty(), "{console}");
     assert!(report.summary.errors > 0, "{console}");

@@ -4,6 +4,8 @@ mod aws;
 mod cli;
 mod credentials;
 mod deviations;
+mod faults;
+mod isolation;
 mod matrix;
 mod patience;
 mod report;

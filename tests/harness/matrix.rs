@@ -29,15 +29,18 @@ const CLASSES: [&str; 3] = [
 ];
 
 async fn report(deviations: Vec<Deviation>, level: Level, baseline: Baseline) -> Report {
-    Run::embedded_with(ServerConfig { deviations })
-        .cases(3)
-        .seed(11)
-        .level(level)
-        .only(CLASSES.iter().map(|c| c.to_string()).collect())
-        .baseline(baseline)
-        .execute()
-        .await
-        .expect("the run starts")
+    Run::embedded_with(ServerConfig {
+        deviations,
+        ..ServerConfig::default()
+    })
+    .cases(3)
+    .seed(11)
+    .level(level)
+    .only(CLASSES.iter().map(|c| c.to_string()).collect())
+    .baseline(baseline)
+    .execute()
+    .await
+    .expect("the run starts")
 }
 
 fn target_run(name: &str, report: Report) -> TargetRun {
@@ -154,6 +157,7 @@ async fn an_inferred_expectation_diverges_as_unverified_unless_strict() {
     let run = |strict| {
         Run::embedded_with(ServerConfig {
             deviations: vec![Deviation::NotFoundAs400],
+            ..ServerConfig::default()
         })
         .cases(3)
         .seed(11)
@@ -482,9 +486,15 @@ fn scratch(test: &str) -> PathBuf {
 }
 
 async fn client_of(deviations: Vec<Deviation>) -> (Server, Client) {
-    let server = Server::start(0, ServerConfig { deviations })
-        .await
-        .expect("the embedded server starts");
+    let server = Server::start(
+        0,
+        ServerConfig {
+            deviations,
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    .expect("the embedded server starts");
     let target = Target::new(server.url(), TargetKind::Embedded);
     let client = Client::new(target, Duration::from_secs(10)).expect("a client");
     (server, client)
@@ -494,6 +504,7 @@ async fn client_of(deviations: Vec<Deviation>) -> (Server, Client) {
 async fn a_saved_regression_replays_its_shrunk_case_and_fails_where_the_divergence_is() {
     let r = Run::embedded_with(ServerConfig {
         deviations: vec![Deviation::NotFoundAs400],
+        ..ServerConfig::default()
     })
     .cases(5)
     .seed(3)

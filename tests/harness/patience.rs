@@ -1,11 +1,13 @@
 //! Politeness and patience: retries with backoff only after throttling and
 //! 5xx answers, never after a semantic error; a request rate; a request cap
-//! that cleanup is exempt from. wiremock scripts the answers of one request;
-//! tests/harness/faults.rs injects the same faults into whole runs.
+//! that cleanup is exempt from; bounded waits for eventual consistency.
+//! wiremock scripts the answers of one request; the embedded server's fault
+//! injection (tests/harness/faults.rs) storms whole runs.
 
 use std::time::{Duration, Instant};
 
 use iam_conformance::wire::{Client, Policy, Request, TransportErrorKind};
+use iam_conformance::{Faults, Report, Run, ServerConfig, Verdict, exit};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -163,4 +165,98 @@ async fn the_request_cap_stops_sending_but_not_cleanup() {
         200
     );
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(4));
+}
+
+/// The whole suite against a server that throttles one request in ten and
+/// fails one in twenty (before touching state): every class ends with the
+/// same verdict and the same counts as against a faultless server, and the
+/// report counts the retries that made it so.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_throttling_and_500s_injected_the_suite_keeps_its_verdicts() {
+    let run = |faults: Faults| async move {
+        Run::embedded_with(ServerConfig {
+            faults,
+            ..ServerConfig::default()
+        })
+        .cases(4)
+        .seed(5)
+        // Ten retries: a request fails for good once in 0.15^11 tries.
+        .retries(10)
+        .execute()
+        .await
+        .expect("the run starts")
+    };
+    let calm = run(Faults::default()).await;
+    let stormy = run(Faults {
+        throttle_rate: 0.1,
+        failure_rate: 0.05,
+        seed: 9,
+        ..Faults::default()
+    })
+    .await;
+    let verdicts = |r: &Report| -> Vec<(&str, Verdict, u32)> {
+        r.classes
+            .iter()
+            .map(|c| (c.id, c.verdict, c.cases))
+            .collect()
+    };
+    assert_eq!(
+        verdicts(&stormy),
+        verdicts(&calm),
+        "{}",
+        stormy.render_console()
+    );
+    assert_eq!(stormy.summary.checks, calm.summary.checks);
+    assert_eq!(stormy.summary.passed, calm.summary.passed);
+    assert_eq!(stormy.summary.errors, 0, "{}", stormy.render_console());
+    assert_eq!(stormy.exit_code(), exit::CONFORMANT);
+    let (c, s) = (calm.run.traffic, stormy.run.traffic);
+    assert_eq!(c.retries, 0, "{c:?}");
+    assert!(s.throttled > 0 && s.server_errors > 0, "{s:?}");
+    assert_eq!(s.retries, s.throttled + s.server_errors, "{s:?}");
+    assert!(
+        stormy
+            .render_console()
+            .contains(&format!("{} retries", s.retries)),
+        "the console reports the retries"
+    );
+}
+
+/// Against a server whose reads lag its writes by 300 ms, a run that waits
+/// for consistency passes as it would without the lag, and reports its
+/// waits; a run that trusts reads at once sees a stale state and diverges.
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_consistency_are_bounded_used_and_reported() {
+    let run = |wait: Duration| async move {
+        Run::embedded_with(ServerConfig {
+            faults: Faults {
+                consistency_delay: Duration::from_millis(300),
+                ..Faults::default()
+            },
+            ..ServerConfig::default()
+        })
+        .only(vec!["update.ok.*".into(), "get.ok.*".into()])
+        .cases(3)
+        .seed(2)
+        .jobs(16)
+        .consistency_wait(wait)
+        .execute()
+        .await
+        .expect("the run starts")
+    };
+    let patient = run(Duration::from_secs(5)).await;
+    let console = patient.render_console();
+    assert_eq!(patient.exit_code(), exit::CONFORMANT, "{console}");
+    let waits = patient.run.consistency_waits;
+    assert!(waits.count > 0, "{console}");
+    assert!(waits.millis >= 250 * waits.count, "{waits:?}");
+    assert!(console.contains("waits for consistency"), "{console}");
+    let hasty = run(Duration::ZERO).await;
+    assert_eq!(
+        hasty.exit_code(),
+        exit::DIVERGENT,
+        "{}",
+        hasty.render_console()
+    );
+    assert_eq!(hasty.run.consistency_waits.count, 0);
 }

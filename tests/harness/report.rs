@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 async fn deviating_run(baseline: Baseline) -> Report {
     Run::embedded_with(ServerConfig {
         deviations: vec![Deviation::MessagesWithoutPeriod],
+        ..ServerConfig::default()
     })
     .cases(3)
     .seed(9)
