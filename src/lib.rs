@@ -20,6 +20,7 @@
 //!   [`markdown`] and [`junit`] render it (a single run is a matrix of one).
 //! - [`regression`]: shrunk cases of past divergences, replayed by `cargo test`.
 //! - [`snapshot`]: golden views of responses, volatile parts checked then redacted.
+//! - [`record`]: each class's golden view recorded from real AWS, for the snapshots.
 //!
 //! ## Use from a test of your own
 //! ```no_run
@@ -38,6 +39,7 @@ pub mod keys;
 pub mod markdown;
 pub mod matrix;
 pub mod oracle;
+pub mod record;
 pub mod regression;
 pub mod report;
 pub mod runner;
@@ -217,14 +219,8 @@ impl Run {
         if self.settings.jobs == 0 {
             return Err(RunError::Usage("--jobs must be at least 1".into()));
         }
-        if let Some(t) = &self.target
-            && t.is_aws()
-            && !self.allow_aws
-        {
-            return Err(RunError::Usage(format!(
-                "{} is real AWS: refusing to send anything without --allow-aws",
-                t.endpoint
-            )));
+        if let Some(t) = &self.target {
+            guard_aws(t, self.allow_aws)?;
         }
         self.classes()
     }
@@ -268,6 +264,17 @@ impl Run {
             &self.baseline,
         ))
     }
+}
+
+/// Refuses a real-AWS target unless it is allowed (`--allow-aws`).
+pub fn guard_aws(target: &Target, allow_aws: bool) -> Result<(), RunError> {
+    if target.is_aws() && !allow_aws {
+        return Err(RunError::Usage(format!(
+            "{} is real AWS: refusing to send anything without --allow-aws",
+            target.endpoint
+        )));
+    }
+    Ok(())
 }
 
 /// Classes whose id matches any glob; all of them when there is none.

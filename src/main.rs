@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
 use iam_conformance::regression::Regression;
-use iam_conformance::runner::{CaseOutcome, run_case};
+use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, run_case};
+use iam_conformance::snapshot::Recorded;
 use iam_conformance::wire::Client;
 use iam_conformance::{
     Baseline, Level, Matrix, Run, RunError, Server, ServerConfig, Target, TargetKind, TargetRun,
-    catalogue, exit, junit, markdown, regression,
+    catalogue, exit, guard_aws, junit, markdown, record, regression, select,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -37,6 +38,10 @@ enum Command {
     },
     /// List the case classes with their operation, level and provenance.
     List,
+    /// Record each class's simplest case from real AWS into corpus/recordings/
+    /// (provenance live, the date, the region), for the snapshot trials of
+    /// `cargo test` and `cargo insta review`.
+    Record(RecordArgs),
     /// Re-run a saved reproducer (a file of corpus/regressions/): its fixtures
     /// and request, or its whole sequence, re-signed, with every check's verdict.
     Replay {
@@ -95,6 +100,32 @@ struct MatrixArgs {
     /// Put the Markdown matrix into this file between its matrix markers.
     #[arg(long)]
     readme: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// The IAM endpoint (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL; default:
+    /// https://iam.amazonaws.com/).
+    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    endpoint: Option<String>,
+    /// The signing region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Only case classes whose id matches this glob (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// The seed each class's simplest case is shrunk from (the snapshot trials' own by default).
+    #[arg(long, default_value_t = SNAPSHOT_SEED)]
+    seed: u64,
+    /// Permit recording from real AWS (amazonaws.com).
+    #[arg(long)]
+    allow_aws: bool,
+    /// Where the recordings go, one <class>.json per class.
+    #[arg(long, value_name = "DIR", default_value = record::DIR)]
+    out: PathBuf,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    timeout: f64,
 }
 
 /// How every target is run.
@@ -164,6 +195,7 @@ fn main() -> ExitCode {
         Command::Matrix(args) => runtime.block_on(matrix(args)),
         Command::Serve { port } => runtime.block_on(serve(port)),
         Command::List => list(),
+        Command::Record(args) => runtime.block_on(record(args)),
         Command::Replay {
             file,
             endpoint,
@@ -218,12 +250,7 @@ async fn run(args: RunArgs) -> u8 {
 
 /// Validates the run's target arguments and builds the run.
 fn plan(args: &RunArgs) -> Result<Run, RunError> {
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty());
-    let mut run = match endpoint {
+    let mut run = match endpoint_or_env(args.endpoint.clone()) {
         None => Run::embedded(),
         Some(e) => {
             let target = target(&e, args.target_kind)
@@ -235,6 +262,13 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
         run = run.baseline(Baseline::load(path).map_err(RunError::Usage)?);
     }
     Ok(run)
+}
+
+/// The endpoint given (by `--endpoint` or AWS_ENDPOINT_URL_IAM), else AWS_ENDPOINT_URL.
+fn endpoint_or_env(given: Option<String>) -> Option<String> {
+    given
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .filter(|e| !e.is_empty())
 }
 
 /// A target at an http(s) endpoint; without a kind, `aws` or `generic` by its host.
@@ -263,18 +297,11 @@ fn seed(args: &SettingsArgs) -> u64 {
 
 /// Applies the shared settings to a run and validates it.
 fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> {
-    for (flag, secs) in [
-        ("--timeout", Some(args.timeout)),
-        ("--deadline", args.deadline),
-    ] {
-        if let Some(secs) = secs
-            && (!secs.is_finite() || secs <= 0.0 || Duration::try_from_secs_f64(secs).is_err())
-        {
-            return Err(RunError::Usage(format!(
-                "{flag} must be a positive number of seconds"
-            )));
-        }
-    }
+    let timeout = seconds("--timeout", args.timeout)?;
+    let deadline = args
+        .deadline
+        .map(|secs| seconds("--deadline", secs))
+        .transpose()?;
     let mut run = run
         .region(&args.region)
         .cases(args.cases)
@@ -283,14 +310,24 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         .level(args.level)
         .strict(args.strict)
         .only(args.only.clone())
-        .timeout(Duration::from_secs_f64(args.timeout))
+        .timeout(timeout)
         .allow_aws(args.allow_aws)
         .progress(true);
-    if let Some(secs) = args.deadline {
-        run = run.deadline(Duration::from_secs_f64(secs));
+    if let Some(deadline) = deadline {
+        run = run.deadline(deadline);
     }
     run.validate()?;
     Ok(run)
+}
+
+/// A positive, finite number of seconds given with `flag`.
+fn seconds(flag: &str, secs: f64) -> Result<Duration, RunError> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if secs > 0.0 => Ok(d),
+        _ => Err(RunError::Usage(format!(
+            "{flag} must be a positive number of seconds"
+        ))),
+    }
 }
 
 fn now_nanos() -> u64 {
@@ -505,13 +542,7 @@ async fn replay(
     };
     let server;
     let target = match endpoint {
-        Some(e) => match target(&e, kind) {
-            Ok(t) if t.is_aws() && !allow_aws => {
-                return fail(&RunError::Usage(format!(
-                    "{} is real AWS: refusing to send anything without --allow-aws",
-                    t.endpoint
-                )));
-            }
+        Some(e) => match target(&e, kind).and_then(|t| guard_aws(&t, allow_aws).map(|()| t)) {
             Ok(t) => t,
             Err(e) => return fail(&e),
         },
@@ -569,6 +600,96 @@ async fn replay(
             exit::TRANSPORT
         }
     }
+}
+
+/// Where `record` sends when no endpoint is given: IAM's global endpoint.
+const AWS_IAM_ENDPOINT: &str = "https://iam.amazonaws.com/";
+
+/// Records each selected class into `--out`: exit 0 when all were recorded, 3
+/// when some could not be, 4 when none is selected, 2 on a usage error
+/// (nothing sent).
+async fn record(args: RecordArgs) -> u8 {
+    let planned = recording_target(&args).and_then(|target| {
+        let timeout = seconds("--timeout", args.timeout)?;
+        Ok((target, timeout, select(&args.only)?))
+    });
+    let (target, timeout, classes) = match planned {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    if classes.is_empty() {
+        eprintln!(
+            "error: no case class matches --only {}",
+            args.only.join(" --only ")
+        );
+        return exit::NOTHING_RAN;
+    }
+    let is_aws = target.is_aws();
+    if !is_aws {
+        eprintln!(
+            "warning: {} is not AWS: a recording from it is not golden (the snapshot trials \
+             refuse one in {})",
+            target.endpoint,
+            record::DIR
+        );
+    }
+    let recorded = Recorded::today(&target, args.seed);
+    let client = match Client::new(target, timeout) {
+        Ok(c) => c,
+        Err(e) => return fail(&RunError::Start(e.to_string())),
+    };
+    eprintln!(
+        "iam-conformance: recording {} classes from {} ({}) into {}",
+        classes.len(),
+        client.target().endpoint,
+        recorded.region,
+        args.out.display()
+    );
+    let summary =
+        match record::record_into(&args.out, &client, &classes, &recorded, &|class, what| {
+            eprintln!("{what:>12}  {class}")
+        })
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: failed to {e}");
+                return exit::USAGE;
+            }
+        };
+    print!("{summary}");
+    if is_aws && summary.new.len() + summary.changed.len() > 0 {
+        if args.out != Path::new(record::DIR) {
+            println!("next: copy them into {}/", record::DIR);
+        }
+        println!(
+            "next: cargo test --test conformance snapshot:: (it writes a .snap.new where a \
+             recording changes a snapshot), then cargo insta review"
+        );
+    }
+    let code = summary.exit_code();
+    eprintln!("exit {code}");
+    code
+}
+
+/// The target a recording is made from, with its region and credentials: the
+/// one place that decides them (today: `--region`, and the environment's
+/// credentials, which real AWS needs). Refuses real AWS without `--allow-aws`.
+fn recording_target(args: &RecordArgs) -> Result<Target, RunError> {
+    let endpoint =
+        endpoint_or_env(args.endpoint.clone()).unwrap_or_else(|| AWS_IAM_ENDPOINT.to_string());
+    let mut target =
+        target(&endpoint, None).map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
+    target.region = args.region.clone();
+    guard_aws(&target, args.allow_aws)?;
+    if target.is_aws() && !target.credentials.from_environment() {
+        return Err(RunError::Usage(
+            "recording from AWS needs credentials: set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)"
+                .into(),
+        ));
+    }
+    Ok(target)
 }
 
 async fn serve(port: u16) -> u8 {

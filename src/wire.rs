@@ -292,10 +292,13 @@ impl Target {
 
     /// Whether the endpoint is real AWS (guarded by `--allow-aws`).
     pub fn is_aws(&self) -> bool {
-        self.endpoint
-            .host_str()
-            .is_some_and(|h| h == "amazonaws.com" || h.ends_with(".amazonaws.com"))
+        self.endpoint.host_str().is_some_and(is_aws_host)
     }
+}
+
+/// Whether a host is real AWS: amazonaws.com or one of its subdomains.
+pub fn is_aws_host(host: &str) -> bool {
+    host == "amazonaws.com" || host.ends_with(".amazonaws.com")
 }
 
 /// What came back, parsed far enough to judge.
