@@ -378,4 +378,127 @@ mod tests {
         );
         assert_eq!(redact(&el, None, &[]).text_at("RequestId"), Some(id));
     }
+
+    /// A view of `get.ok.ssh` as the embedded server answers it (shortened).
+    fn view() -> Golden {
+        Golden {
+            class: "get.ok.ssh".into(),
+            operation: "GetSSHPublicKey".into(),
+            summary: "a key read as SSH".into(),
+            provenance: GoldenProvenance {
+                codes: Provenance::Live,
+                message: Provenance::Inferred,
+            },
+            recorded: None,
+            sequence: Vec::new(),
+            request: vec![("UserName".into(), "{user0}".into())],
+            status: 200,
+            content_type: "text/xml".into(),
+            body: vec![
+                "<SSHPublicKey>".into(),
+                "  <Status>Active</Status>".into(),
+                "</SSHPublicKey>".into(),
+            ],
+        }
+    }
+
+    fn recording(host: &str) -> Golden {
+        Golden {
+            provenance: GoldenProvenance::LIVE,
+            recorded: Some(Recorded {
+                date: "2026-12-01".into(),
+                region: "us-east-1".into(),
+                host: host.into(),
+                seed: 7,
+            }),
+            ..view()
+        }
+    }
+
+    #[test]
+    fn without_a_recording_the_snapshot_is_the_embedded_view() {
+        assert_eq!(expected(view(), None), Ok(view()));
+    }
+
+    #[test]
+    fn an_agreeing_recording_is_snapshotted_live_with_where_and_when() {
+        let snapshot = expected(view(), Some(recording("iam.amazonaws.com"))).unwrap();
+        assert_eq!(snapshot.provenance, GoldenProvenance::LIVE);
+        assert_eq!(snapshot.recorded, recording("iam.amazonaws.com").recorded);
+        assert_eq!(snapshot.body, view().body);
+    }
+
+    #[test]
+    fn a_recording_the_oracle_disagrees_with_fails_naming_the_differing_lines() {
+        let mut live = recording("iam.amazonaws.com");
+        live.body[1] = "  <Status>Inactive</Status>".into();
+        live.status = 201;
+        let err = expected(view(), Some(live)).unwrap_err();
+        assert!(
+            err.starts_with(
+                "the oracle disagrees with the live recording of 2026-12-01 (us-east-1) — fix the oracle\n"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "body line 2:\n  live:   \"  <Status>Inactive</Status>\"\n  oracle: \"  <Status>Active</Status>\""
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("status:\n  live:   \"201\"\n  oracle: \"200\""),
+            "{err}"
+        );
+        assert!(
+            !err.contains("line 1:") && !err.contains("line 3:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lines_one_side_lacks_are_shown_as_none() {
+        let mut longer = view();
+        longer.body.push("<extra/>".into());
+        longer.request.clear();
+        let differences = longer.differences(&view(), ["before", "now"]);
+        assert_eq!(
+            differences,
+            [
+                "request line 1:\n  before: (none)\n  now:    \"UserName={user0}\"",
+                "body line 4:\n  before: \"<extra/>\"\n  now:    (none)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recording_from_anywhere_but_aws_is_refused() {
+        for host in ["127.0.0.1", "localhost", "amazonaws.com.example.org"] {
+            let err = expected(view(), Some(recording(host))).unwrap_err();
+            assert!(err.contains("not from AWS"), "{host}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_recording_with_an_account_id_or_an_access_key_is_refused() {
+        for leaked in [
+            "arn:aws:iam::123456789012:user/x",
+            "account 123456789012.",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ASIAY34FZKBOKMUTVV7A",
+        ] {
+            let mut live = recording("iam.amazonaws.com");
+            live.body[1] = format!("  <Message>{leaked}</Message>");
+            assert!(live.leak().is_some(), "{leaked}");
+            let err = expected(view(), Some(live)).unwrap_err();
+            assert!(
+                err.contains("account id or an access key"),
+                "{leaked}: {err}"
+            );
+        }
+        // Longer runs of digits, key ids and redacted ARNs are not accounts.
+        let mut clean = recording("iam.amazonaws.com");
+        clean.body[1] = "1234567890123 APKAIOSFODNN7EXAMPLE arn:aws:iam::[account]:user/x".into();
+        assert_eq!(clean.leak(), None);
+    }
 }
