@@ -62,7 +62,7 @@ pub(crate) fn run(args: &[&str]) -> Ran {
 }
 
 /// A fresh directory of this test's own under the system temp dir.
-fn scratch(test: &str) -> PathBuf {
+pub(crate) fn scratch(test: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("iam-conformance-cli-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

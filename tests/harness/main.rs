@@ -3,6 +3,7 @@
 mod cli;
 mod deviations;
 mod matrix;
+mod record;
 mod report;
 mod robustness;
 mod transport;
