@@ -100,11 +100,18 @@ pub async fn record(
     {
         return Err(NotRecorded::Refused(format!("the credentials: {code}")));
     }
-    let view = Golden {
+    let mut view = Golden {
         provenance: GoldenProvenance::LIVE,
         recorded: Some(recorded.clone()),
         ..golden(class, &case, observed)
     };
+    // A sequence stops at the first step the target answers otherwise than
+    // the oracle: the view shows the steps up to that one, whose answer it
+    // holds. (A sequence has no fixtures: the requests before the last are
+    // its earlier steps.)
+    if !case.sequence.is_empty() {
+        view.sequence.truncate(run.exchange.setup.len() + 1);
+    }
     let text = serde_json::to_string(&view).expect("views serialise");
     let secrets = client.target().credentials.secrets();
     if view.leak().is_some() || secrets.iter().any(|s| text.contains(s)) {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use iam_conformance::check::Level;
 use iam_conformance::record;
 use iam_conformance::runner::{SNAPSHOT_SEED, minimal_case, run_case};
-use iam_conformance::snapshot::{Golden, GoldenProvenance, expected, golden};
+use iam_conformance::snapshot::{Golden, GoldenProvenance, Recorded, expected, golden};
 use iam_conformance::wire::Client;
-use iam_conformance::{Server, ServerConfig, catalogue};
+use iam_conformance::{Deviation, Server, ServerConfig, catalogue};
 use regex::Regex;
 use url::Url;
 use wiremock::ResponseTemplate;
@@ -323,4 +323,50 @@ async fn no_real_answer_records_nothing_and_leaves_the_previous_recording_untouc
         assert!(!record::path(&dir, "get.ok.ssh").exists(), "{name}");
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// A sequence stops at the first step that diverges: its recording holds the
+/// steps up to that one and that step's answer, and the snapshot trial's
+/// comparison shows both the missing steps and the differing answer.
+#[tokio::test]
+async fn a_sequence_is_recorded_up_to_the_step_the_target_answers_otherwise() {
+    let class = catalogue()
+        .iter()
+        .find(|c| c.id == "sequence.short")
+        .expect("the class");
+    let deviating = Server::start(
+        0,
+        ServerConfig {
+            deviations: vec![Deviation::WrongNamespace],
+        },
+    )
+    .await
+    .expect("a deviating server starts");
+    let client = Client::new(target(deviating.url()), Duration::from_secs(10)).expect("a client");
+    let recorded = Recorded::today(client.target(), SNAPSHOT_SEED);
+    let mut recording = record::record(&client, class, &recorded)
+        .await
+        .expect("an answer is recorded");
+    assert_eq!(recording.sequence, ["CreateUser"], "{recording:#?}");
+    assert!(
+        recording.body[0].starts_with("<CreateUserResponse")
+            && !recording.body[0].contains(NAMESPACE),
+        "{recording:#?}"
+    );
+
+    let server = Server::start(0, ServerConfig::default())
+        .await
+        .expect("the embedded server starts");
+    let client = Client::new(target(server.url()), Duration::from_secs(10)).expect("a client");
+    let case = minimal_case(class, SNAPSHOT_SEED);
+    let run = run_case(&client, &case, Level::Messages).await;
+    let view = golden(class, &case, run.observed.as_ref().expect("an answer"));
+    assert_eq!(view.sequence, ["CreateUser", "CreateUser"]);
+    recording.recorded.as_mut().expect("recorded").host = "iam.amazonaws.com".into();
+    let err = expected(view, Some(recording)).expect_err("the oracle disagrees");
+    assert!(
+        err.contains("sequence line 2:\n  live:   (none)\n  oracle: \"CreateUser\"")
+            && err.contains("body line 1:"),
+        "{err}"
+    );
 }
