@@ -139,7 +139,13 @@ fn request_under_test(bencher: Bencher) {
             (case, fixtures)
         })
         .bench_local_values(|(case, mut f)| {
-            let request = case.request(&f.users, &f.keys, &f.bodies, "bench-nobody");
+            let request = case.request(
+                &f.users,
+                &f.keys,
+                &f.bodies,
+                "bench-nobody",
+                "/iam-conformance/bench/",
+            );
             let signed = client.prepare(&request).expect("the request signs");
             let start = OffsetDateTime::now_utc();
             let prediction = oracle::handle(&mut f.state, &request.params, start);

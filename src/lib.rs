@@ -34,8 +34,10 @@
 //! [`Run::embedded`] runs the same suite against the embedded reference server.
 
 pub mod check;
+pub mod clean;
 pub mod junit;
 pub mod keys;
+pub mod ledger;
 pub mod markdown;
 pub mod matrix;
 pub mod oracle;
@@ -51,9 +53,16 @@ pub mod suite;
 pub mod wire;
 pub mod xml;
 
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 pub use check::{Level, Verdict};
+pub use ledger::{Ledger, RunId};
 pub use matrix::{Matrix, TargetRun};
 pub use oracle::Provenance;
 pub use regression::Regression;
@@ -61,7 +70,7 @@ pub use report::{Baseline, Report, exit};
 pub use runner::{Divergence, Settings};
 pub use server::{Deviation, Server, ServerConfig};
 pub use suite::{CaseClass, catalogue};
-pub use wire::{Response, Target, TargetKind, TransportError};
+pub use wire::{Policy, Response, Target, TargetKind, Traffic, TransportError};
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +82,23 @@ pub enum RunError {
     /// The embedded server or the HTTP client could not start.
     #[error("failed to start: {0}")]
     Start(String),
+    /// Ctrl-C stopped the run (after its cleanup): exit code 130.
+    #[error("interrupted; {}", left_behind_note(.left_behind, .ledger.as_deref()))]
+    Interrupted {
+        left_behind: Vec<String>,
+        ledger: Option<String>,
+    },
+}
+
+fn left_behind_note(left: &[String], ledger: Option<&str>) -> String {
+    if left.is_empty() {
+        return "everything the run created was deleted".into();
+    }
+    format!(
+        "{} user(s) could not be deleted{}: run `iam-conformance clean`",
+        left.len(),
+        ledger.map(|l| format!(" (ledger {l})")).unwrap_or_default()
+    )
 }
 
 impl RunError {
@@ -80,7 +106,18 @@ impl RunError {
         match self {
             RunError::Usage(_) => exit::USAGE,
             RunError::Start(_) => exit::TRANSPORT,
+            RunError::Interrupted { .. } => exit::INTERRUPTED,
         }
+    }
+}
+
+/// Called as each case finishes (a progress hook).
+#[derive(Clone)]
+struct OnCase(Arc<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for OnCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnCase")
     }
 }
 
@@ -95,6 +132,14 @@ pub struct Run {
     timeout: Duration,
     allow_aws: bool,
     progress: bool,
+    run_id: RunId,
+    retries: Option<u32>,
+    rate: Option<f64>,
+    max_requests: Option<u64>,
+    consistency_wait: Option<Duration>,
+    ledger_dir: Option<PathBuf>,
+    ctrl_c: bool,
+    on_case: Option<OnCase>,
 }
 
 impl Run {
@@ -109,6 +154,14 @@ impl Run {
             timeout: Duration::from_secs(10),
             allow_aws: false,
             progress: false,
+            run_id: RunId::new(),
+            retries: None,
+            rate: None,
+            max_requests: None,
+            consistency_wait: None,
+            ledger_dir: None,
+            ctrl_c: false,
+            on_case: None,
         }
     }
 
@@ -200,6 +253,91 @@ impl Run {
         self
     }
 
+    /// Call `f` as each case finishes.
+    pub fn on_case(mut self, f: impl Fn() + Send + Sync + 'static) -> Run {
+        self.on_case = Some(OnCase(Arc::new(f)));
+        self
+    }
+
+    /// Retries after a throttled or 5xx answer (default: 5 against AWS, 3 otherwise).
+    pub fn retries(mut self, n: u32) -> Run {
+        self.retries = Some(n);
+        self
+    }
+
+    /// Requests per second at most; 0 for no limit (default: 5 against AWS, none otherwise).
+    pub fn rate(mut self, per_second: f64) -> Run {
+        self.rate = Some(per_second);
+        self
+    }
+
+    /// Send at most this many requests (cleanup exempt); cases that would
+    /// need more end in error and the run exits 3.
+    pub fn max_requests(mut self, n: u64) -> Run {
+        self.max_requests = Some(n);
+        self
+    }
+
+    /// Wait at most this long for writes to show in reads (default: 10 s
+    /// against AWS, none otherwise); every wait needed is reported.
+    pub fn consistency_wait(mut self, wait: Duration) -> Run {
+        self.consistency_wait = Some(wait);
+        self
+    }
+
+    /// Write the run's ledger (what it creates, as it happens) into this directory.
+    pub fn ledger_dir(mut self, dir: PathBuf) -> Run {
+        self.ledger_dir = Some(dir);
+        self
+    }
+
+    /// Stop at Ctrl-C, clean up, and end with [`RunError::Interrupted`].
+    pub fn stop_on_ctrl_c(mut self, stop: bool) -> Run {
+        self.ctrl_c = stop;
+        self
+    }
+
+    /// The run's id: its users live under `/iam-conformance/<id>/`.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// How the client will send: the target's default policy with this run's overrides.
+    pub fn policy(&self) -> Policy {
+        let probe = Target::new(
+            "http://127.0.0.1/".parse().expect("a URL"),
+            TargetKind::Embedded,
+        );
+        let mut policy = Policy::for_target(self.target.as_ref().unwrap_or(&probe));
+        if let Some(n) = self.retries {
+            policy.retries = n;
+        }
+        if let Some(rate) = self.rate {
+            policy.rate = (rate > 0.0).then_some(rate);
+        }
+        policy.max_requests = self.max_requests.or(policy.max_requests);
+        policy
+    }
+
+    /// What the run will do, before it does it: cases, requests, users, keys.
+    pub fn plan(&self) -> Result<Plan, RunError> {
+        let classes = self.validate()?;
+        let mut plan = Plan {
+            classes: classes.len(),
+            path: self.run_id.path(),
+            policy: self.policy(),
+            ..Plan::default()
+        };
+        for class in classes {
+            for case in
+                runner::cases_of(class, self.settings.seed).take(self.settings.cases as usize)
+            {
+                plan.add(&case);
+            }
+        }
+        Ok(plan)
+    }
+
     /// The selected classes.
     pub fn classes(&self) -> Result<Vec<&'static CaseClass>, RunError> {
         select(&self.only)
@@ -219,15 +357,23 @@ impl Run {
         if self.settings.jobs == 0 {
             return Err(RunError::Usage("--jobs must be at least 1".into()));
         }
+        if self.rate.is_some_and(|r| !r.is_finite() || r < 0.0) {
+            return Err(RunError::Usage(
+                "--rate must be a number of requests per second (0: no limit)".into(),
+            ));
+        }
         if let Some(t) = &self.target {
             guard_aws(t, self.allow_aws)?;
         }
         self.classes()
     }
 
-    /// Runs the suite and builds the report.
+    /// Runs the suite and builds the report. Whatever stops it (its end, a
+    /// panic, Ctrl-C when asked to stop on it), every user it created is
+    /// deleted before this returns, or is named in the report and the ledger.
     pub async fn execute(self) -> Result<Report, RunError> {
         let classes = self.validate()?;
+        let policy = self.policy();
         let server;
         let target = match self.target {
             Some(t) => t,
@@ -241,8 +387,20 @@ impl Run {
             }
         };
         let client = wire::Client::new(target.clone(), self.timeout)
-            .map_err(|e| RunError::Start(e.to_string()))?;
-        let total = classes.len() as u64 * u64::from(self.settings.cases);
+            .map_err(|e| RunError::Start(e.to_string()))?
+            .with_policy(policy);
+        let ledger = match &self.ledger_dir {
+            Some(dir) => Ledger::on_disk(dir, self.run_id.clone(), target.endpoint.as_str())
+                .map_err(|e| RunError::Start(format!("ledger in {}: {e}", dir.display())))?,
+            None => Ledger::in_memory(self.run_id.clone()),
+        };
+        let mut settings = self.settings.clone();
+        settings.consistency_wait = self.consistency_wait.unwrap_or(if target.is_aws() {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        });
+        let total = classes.len() as u64 * u64::from(settings.cases);
         let bar = if self.progress {
             indicatif::ProgressBar::new(total)
         } else {
@@ -254,15 +412,133 @@ impl Run {
             )
             .expect("a valid template"),
         );
-        let outcomes = runner::run_classes(&client, &classes, &self.settings, &|| bar.inc(1)).await;
+        let on_case = || {
+            bar.inc(1);
+            if let Some(OnCase(f)) = &self.on_case {
+                f();
+            }
+        };
+        let work = AssertUnwindSafe(runner::run_classes(
+            &client, &classes, &settings, &ledger, &on_case,
+        ))
+        .catch_unwind();
+        let interrupted = async {
+            if self.ctrl_c && tokio::signal::ctrl_c().await.is_ok() {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        let finished = tokio::select! {
+            done = work => Some(done),
+            () = interrupted => None,
+        };
         bar.finish_and_clear();
-        Ok(Report::new(
+        let left_behind = {
+            runner::sweep(&client, &ledger).await;
+            ledger.finish()
+        };
+        let ledger_file = (!left_behind.is_empty())
+            .then(|| ledger.file().map(|p| p.display().to_string()))
+            .flatten();
+        let (outcomes, waits) = match finished {
+            Some(Ok(done)) => done,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => {
+                return Err(RunError::Interrupted {
+                    left_behind,
+                    ledger: ledger_file,
+                });
+            }
+        };
+        let mut report = Report::new(
             &target,
-            self.settings.seed,
-            self.settings.level,
+            settings.seed,
+            settings.level,
             &outcomes,
             &self.baseline,
-        ))
+        );
+        report.run = report::RunInfo {
+            id: self.run_id.as_str().to_string(),
+            path: self.run_id.path(),
+            traffic: client.traffic(),
+            consistency_waits: waits,
+            left_behind,
+            ledger: ledger_file,
+        };
+        Ok(report)
+    }
+}
+
+/// What a run will do, worked out from its cases before anything is sent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub classes: usize,
+    pub cases: u64,
+    /// Requests the cases send when nothing diverges (fixtures, the request or
+    /// sequence, state reads, cleanup); shrinking a divergence adds up to
+    /// [`Settings::shrink_budget`] re-runs of its case.
+    pub requests: u64,
+    /// Users and keys created (and deleted again), all under `path`.
+    pub users: u64,
+    pub keys: u64,
+    pub path: String,
+    pub policy: Policy,
+}
+
+impl Plan {
+    fn add(&mut self, case: &suite::Case) {
+        self.cases += 1;
+        let users = case.users.len() as u64;
+        let keys: u64 = case.users.iter().map(|u| u.keys.len() as u64).sum();
+        let follow_ups: u64 = case
+            .users
+            .iter()
+            .flat_map(|u| &u.keys)
+            .filter(|k| k.deleted || k.status != "Active")
+            .count() as u64;
+        let creates = |step: &suite::Step| matches!(step, suite::Step::CreateUser);
+        let uploads = |step: &suite::Step| matches!(step, suite::Step::Upload { .. });
+        let step_users = case.sequence.iter().filter(|s| creates(s)).count() as u64;
+        let step_keys = case.sequence.iter().filter(|s| uploads(s)).count() as u64;
+        let own =
+            u64::from(case.sequence.is_empty() && case.operation == spec::Operation::CreateUser);
+        let sent = case.sequence.len().max(1) as u64;
+        let all_users = users + step_users + own;
+        let all_keys =
+            keys + step_keys + u64::from(case.operation == spec::Operation::UploadSSHPublicKey);
+        // Fixtures, what is under test, a List per user and a Get per key to
+        // read the state back, and cleanup: a List, a Delete per key, a DeleteUser.
+        self.requests +=
+            users + keys + follow_ups + sent + 2 * all_users + 2 * all_keys + all_users;
+        self.users += all_users;
+        self.keys += all_keys;
+    }
+
+    /// The plan in a few lines, for the console.
+    pub fn describe(&self) -> String {
+        let pace = match self.policy.rate {
+            Some(rate) => format!(
+                "at most {rate} requests/s: at least {:.0} minutes",
+                self.requests as f64 / rate / 60.0
+            ),
+            None => "no rate limit".to_string(),
+        };
+        let cap = self
+            .policy
+            .max_requests
+            .map_or("no cap (--max-requests)".to_string(), |n| {
+                format!("capped at {n} by --max-requests")
+            });
+        format!(
+            "plan: {} classes, {} cases; about {} requests ({pace}; {cap}), more to shrink a divergence;\n      creates {} users and {} SSH keys, all under the IAM path {} and deleted again;\n      retries: {} after throttling or a 5xx answer",
+            self.classes,
+            self.cases,
+            self.requests,
+            self.users,
+            self.keys,
+            self.path,
+            self.policy.retries
+        )
     }
 }
 

@@ -12,8 +12,8 @@ use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, run_case};
 use iam_conformance::snapshot::Recorded;
 use iam_conformance::wire::Client;
 use iam_conformance::{
-    Baseline, Level, Matrix, Run, RunError, Server, ServerConfig, Target, TargetKind, TargetRun,
-    catalogue, exit, guard_aws, junit, markdown, record, regression, select,
+    Baseline, Level, Matrix, Policy, Run, RunError, Server, ServerConfig, Target, TargetKind,
+    TargetRun, catalogue, exit, guard_aws, junit, markdown, record, regression, select,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -38,6 +38,9 @@ enum Command {
     },
     /// List the case classes with their operation, level and provenance.
     List,
+    /// Delete what runs left behind on a target (users under /iam-conformance/
+    /// named iamc-…, found with ListUsers and in this machine's ledgers), and nothing else.
+    Clean(CleanArgs),
     /// Record each class's simplest case from real AWS into corpus/recordings/
     /// (provenance live, the date, the region), for the snapshot trials of
     /// `cargo test` and `cargo insta review`.
@@ -77,6 +80,28 @@ struct RunArgs {
     write_baseline: Option<PathBuf>,
     #[command(flatten)]
     sinks: SinkArgs,
+}
+
+#[derive(Args)]
+struct CleanArgs {
+    /// The IAM endpoint to clean (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL).
+    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    endpoint: Option<String>,
+    /// The signing region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Only the users of this run (its id, as in /iam-conformance/<run-id>/).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// The ledgers to read and tidy (default: ~/.local/state/iam-conformance/ledgers).
+    #[arg(long, value_name = "DIR")]
+    ledger_dir: Option<PathBuf>,
+    /// List what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Permit cleaning real AWS (amazonaws.com).
+    #[arg(long)]
+    allow_aws: bool,
 }
 
 #[derive(Args)]
@@ -162,6 +187,23 @@ struct SettingsArgs {
     /// Permit a run against real AWS (amazonaws.com).
     #[arg(long)]
     allow_aws: bool,
+    /// Retries after a throttled or 5xx answer, with backoff and jitter
+    /// (default: 5 against AWS, 3 otherwise).
+    #[arg(long)]
+    retries: Option<u32>,
+    /// Requests per second at most, 0 for no limit (default: 5 against AWS, no limit otherwise).
+    #[arg(long, allow_negative_numbers = true)]
+    rate: Option<f64>,
+    /// Send at most this many requests (cleanup is exempt); cases beyond are in error (exit 3).
+    #[arg(long)]
+    max_requests: Option<u64>,
+    /// Wait at most this many seconds for writes to show in reads (eventual
+    /// consistency; default: 10 against AWS, 0 otherwise).
+    #[arg(long, allow_negative_numbers = true)]
+    consistency_wait: Option<f64>,
+    /// Where the run writes its ledger of what it creates (default: ~/.local/state/iam-conformance/ledgers).
+    #[arg(long, value_name = "DIR")]
+    ledger_dir: Option<PathBuf>,
 }
 
 /// Where the reports go.
@@ -194,6 +236,7 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Matrix(args) => runtime.block_on(matrix(args)),
         Command::Serve { port } => runtime.block_on(serve(port)),
+        Command::Clean(args) => runtime.block_on(clean(args)),
         Command::List => list(),
         Command::Record(args) => runtime.block_on(record(args)),
         Command::Replay {
@@ -219,6 +262,12 @@ async fn run(args: RunArgs) -> u8 {
         Err(e) => return fail(&e),
     };
     let name = run.target().map_or(TargetKind::Embedded, |t| t.kind).name();
+    if run.target().is_some_and(Target::is_aws) {
+        match run.plan() {
+            Ok(plan) => eprintln!("{}", plan.describe()),
+            Err(e) => return fail(&e),
+        }
+    }
     let target = match execute(run, name, None).await {
         Ok(t) => t,
         Err(code) => return code,
@@ -312,9 +361,34 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         .only(args.only.clone())
         .timeout(timeout)
         .allow_aws(args.allow_aws)
-        .progress(true);
+        .progress(true)
+        .stop_on_ctrl_c(true)
+        .ledger_dir(
+            args.ledger_dir
+                .clone()
+                .unwrap_or_else(iam_conformance::ledger::default_dir),
+        );
     if let Some(deadline) = deadline {
         run = run.deadline(deadline);
+    }
+    if let Some(secs) = args.consistency_wait {
+        match Duration::try_from_secs_f64(secs) {
+            Ok(wait) => run = run.consistency_wait(wait),
+            Err(_) => {
+                return Err(RunError::Usage(
+                    "--consistency-wait must be a number of seconds, 0 or more".into(),
+                ));
+            }
+        }
+    }
+    if let Some(n) = args.retries {
+        run = run.retries(n);
+    }
+    if let Some(rate) = args.rate {
+        run = run.rate(rate);
+    }
+    if let Some(n) = args.max_requests {
+        run = run.max_requests(n);
     }
     run.validate()?;
     Ok(run)
@@ -602,6 +676,73 @@ async fn replay(
     }
 }
 
+/// Deletes the harness's leftovers on a target: exit 0 when none remain, 3
+/// when some could not be deleted or the target could not be reached.
+async fn clean(args: CleanArgs) -> u8 {
+    let Some(endpoint) = endpoint_or_env(args.endpoint.clone()) else {
+        return fail(&RunError::Usage(
+            "clean needs the target: --endpoint URL (or AWS_ENDPOINT_URL_IAM)".into(),
+        ));
+    };
+    let mut target =
+        match target(&endpoint, None).and_then(|t| guard_aws(&t, args.allow_aws).map(|()| t)) {
+            Ok(t) => t,
+            Err(e) => return fail(&e),
+        };
+    target.region = args.region.clone();
+    let only = match args.run_id.as_deref().map(|id| {
+        iam_conformance::RunId::parse(id)
+            .ok_or_else(|| RunError::Usage(format!("--run-id {id:?} is not a run id")))
+    }) {
+        Some(Err(e)) => return fail(&e),
+        Some(Ok(id)) => Some(id),
+        None => None,
+    };
+    let client = match Client::new(target.clone(), Duration::from_secs(10)) {
+        Ok(c) => c.with_policy(iam_conformance::Policy::for_target(&target)),
+        Err(e) => return fail(&RunError::Start(e.to_string())),
+    };
+    let ledgers = args
+        .ledger_dir
+        .clone()
+        .unwrap_or_else(iam_conformance::ledger::default_dir);
+    let cleaned =
+        match iam_conformance::clean::clean(&client, Some(&ledgers), only.as_ref(), args.dry_run)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::TRANSPORT;
+            }
+        };
+    if let Some(why) = &cleaned.listing {
+        eprintln!("note: {why}; only this machine's ledgers were read");
+    }
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    for user in &cleaned.removed {
+        println!("{verb} {user}");
+    }
+    for user in &cleaned.failed {
+        println!("could not delete {user}");
+    }
+    eprintln!(
+        "clean: {} user(s) {verb}, {} could not be deleted, {} ledger(s) removed",
+        cleaned.removed.len(),
+        cleaned.failed.len(),
+        cleaned.ledgers_removed
+    );
+    if cleaned.failed.is_empty() {
+        exit::CONFORMANT
+    } else {
+        exit::TRANSPORT
+    }
+}
+
 /// Where `record` sends when no endpoint is given: IAM's global endpoint.
 const AWS_IAM_ENDPOINT: &str = "https://iam.amazonaws.com/";
 
@@ -634,8 +775,10 @@ async fn record(args: RecordArgs) -> u8 {
         );
     }
     let recorded = Recorded::today(&target, args.seed);
+    // Against AWS: retries after throttling and 5xx, and a rate limit.
+    let policy = Policy::for_target(&target);
     let client = match Client::new(target, timeout) {
-        Ok(c) => c,
+        Ok(c) => c.with_policy(policy),
         Err(e) => return fail(&RunError::Start(e.to_string())),
     };
     eprintln!(

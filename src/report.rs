@@ -8,9 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Level, Verdict};
-use crate::runner::{ClassOutcome, Divergence};
+use crate::runner::{ClassOutcome, Divergence, Waits};
 use crate::spec::Operation;
-use crate::wire::{Target, TargetKind};
+use crate::wire::{Target, TargetKind, Traffic};
 
 /// Exit codes: public API, documented in the README.
 pub mod exit {
@@ -24,6 +24,8 @@ pub mod exit {
     pub const TRANSPORT: u8 = 3;
     /// No case ran.
     pub const NOTHING_RAN: u8 = 4;
+    /// Ctrl-C stopped the run (after its cleanup), as shells count SIGINT.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Known divergences of one target, keyed by (case class, check), each with a reason.
@@ -89,6 +91,25 @@ pub struct Report {
     pub divergences: Vec<DivergenceEntry>,
     /// Baseline entries whose divergence no longer occurs (the ratchet only tightens).
     pub stale_baseline: Vec<BaselineEntry>,
+    /// How the run went on the wire: its id and path, what it sent, how it
+    /// waited, and what it could not clean up.
+    pub run: RunInfo,
+}
+
+/// The run itself, beside its verdicts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunInfo {
+    /// The run's id; its users lived under `path`.
+    pub id: String,
+    pub path: String,
+    pub traffic: Traffic,
+    /// Waits for writes to show in reads (eventual consistency).
+    pub consistency_waits: Waits,
+    /// Users the run created and could not delete (`iam-conformance clean` removes them).
+    pub left_behind: Vec<String>,
+    /// The ledger file that lists them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -208,6 +229,7 @@ impl Report {
                 .collect(),
             divergences,
             stale_baseline,
+            run: RunInfo::default(),
         }
     }
 
@@ -289,6 +311,32 @@ impl Report {
                 out,
                 "The run's deadline passed: {} cases not run, nothing more was sent.",
                 s.not_run
+            );
+        }
+        let run = &self.run;
+        let t = &run.traffic;
+        if t.retries > 0 || run.consistency_waits.count > 0 {
+            let _ = writeln!(
+                out,
+                "{} requests sent; {} retries ({} throttled, {} server errors); {} waits for consistency ({} ms).",
+                t.requests,
+                t.retries,
+                t.throttled,
+                t.server_errors,
+                run.consistency_waits.count,
+                run.consistency_waits.millis
+            );
+        }
+        if !run.left_behind.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} user(s) could not be deleted and are left on the target under {}{}: run `iam-conformance clean`.",
+                run.left_behind.len(),
+                run.path,
+                run.ledger
+                    .as_ref()
+                    .map(|l| format!(" (ledger {l})"))
+                    .unwrap_or_default()
             );
         }
         out

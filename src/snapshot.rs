@@ -226,6 +226,7 @@ pub fn golden(class: &CaseClass, case: &Case, observed: &Observed) -> Golden {
                     Value::Text(_) => "<generated>".to_string(),
                     Value::User(i) => format!("{{user{i}}}"),
                     Value::UnknownUser => "{unknown-user}".to_string(),
+                    Value::RunPath => "{path}".to_string(),
                     Value::Key { user, .. } => format!("{{a key of user{user}}}"),
                     Value::KeyBody { user, comment, .. } => match comment {
                         None => format!("{{the body of a key of user{user}}}"),
@@ -305,13 +306,22 @@ fn redact(el: &Element, header_id: Option<&str>, names: &[(String, String)]) -> 
             "[new key id]".into()
         }
         "UserId" if new_id("AIDA").is_match(&el.text) => "[user id]".into(),
+        // arn:aws:iam::<account>:user<path><name>, the path from / to /.
         "Arn" => match el.text.rsplit_once(":user/") {
-            Some((account, name)) if account.starts_with("arn:aws:iam::") => {
-                let name = names
-                    .iter()
-                    .find(|(v, _)| v == name)
-                    .map_or(name, |(_, p)| p.as_str());
-                format!("arn:aws:iam::[account]:user/{name}")
+            Some((account, rest)) if account.starts_with("arn:aws:iam::") => {
+                let (path, name) = rest.rsplit_once('/').unwrap_or(("", rest));
+                let path = if path.is_empty() {
+                    "/".to_string()
+                } else {
+                    format!("/{path}/")
+                };
+                let shown = |value: &str| {
+                    names
+                        .iter()
+                        .find(|(v, _)| v == value)
+                        .map_or(value.to_string(), |(_, p)| p.clone())
+                };
+                format!("arn:aws:iam::[account]:user{}{}", shown(&path), shown(name))
             }
             _ => el.text.clone(),
         },

@@ -26,6 +26,9 @@ pub enum Value {
     User(usize),
     /// A well-formed name that no user has.
     UnknownUser,
+    /// The run's own IAM path (`/iam-conformance/<run-id>/`), where every
+    /// user the harness creates lives.
+    RunPath,
     /// The id of key `key` of set-up user `user`.
     Key { user: usize, key: usize },
     /// The key material of key `key` of set-up user `user`, as uploaded or,
@@ -162,7 +165,7 @@ impl Case {
             let resolves = match value {
                 Value::User(i) => *i < self.users.len(),
                 Value::Key { user, key } | Value::KeyBody { user, key, .. } => has_key(*user, *key),
-                Value::Text(_) | Value::UnknownUser => true,
+                Value::Text(_) | Value::UnknownUser | Value::RunPath => true,
             };
             if !resolves {
                 return Err(format!("{name} refers to {value:?}, which the setup lacks"));
@@ -174,14 +177,15 @@ impl Case {
 
 impl Case {
     /// The request under test, its references resolved: `users[i]` is the name
-    /// of set-up user `i`, `keys[i][j]` the target's id of that user's key `j`
-    /// and `bodies[i][j]` the body it was uploaded with.
+    /// of set-up user `i`, `keys[i][j]` the target's id of that user's key `j`,
+    /// `bodies[i][j]` the body it was uploaded with, and `path` the run's path.
     pub fn request(
         &self,
         users: &[String],
         keys: &[Vec<String>],
         bodies: &[Vec<String>],
         unknown_user: &str,
+        path: &str,
     ) -> Request {
         let mut request = Request {
             params: Vec::new(),
@@ -198,6 +202,7 @@ impl Case {
                 Value::Text(t) => t.clone(),
                 Value::User(i) => users[*i].clone(),
                 Value::UnknownUser => unknown_user.to_string(),
+                Value::RunPath => path.to_string(),
                 Value::Key { user, key } => keys[*user][*key].clone(),
                 Value::KeyBody { user, key, comment } => {
                     let body = &bodies[*user][*key];
@@ -479,7 +484,12 @@ fn delete(setup: Setup, user_name: Member, key_id: Member) -> BoxedStrategy<Case
 }
 
 fn user_op(op: Operation, setup: Setup, user_name: Member) -> BoxedStrategy<Case> {
-    request(op, setup, vec![("UserName", user_name)])
+    let mut members = vec![("UserName", user_name)];
+    // Whatever the harness creates lives under its run's path.
+    if op == Operation::CreateUser {
+        members.push(("Path", Just(Some(Value::RunPath)).boxed()));
+    }
+    request(op, setup, members)
 }
 
 /// A key uploaded PEM-encoded, read back with an encoding.

@@ -10,6 +10,8 @@
 //! checks judge them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials as SigningCredentials;
@@ -360,6 +362,10 @@ pub enum TransportErrorKind {
     NotXml,
     MalformedXml,
     Request,
+    /// The run's `--max-requests` was reached: nothing more is sent.
+    Capped,
+    /// What a request would create could not be written to the ledger first.
+    Ledger,
 }
 
 impl fmt::Display for TransportErrorKind {
@@ -375,17 +381,94 @@ impl fmt::Display for TransportErrorKind {
             TransportErrorKind::NotXml => "response is not XML",
             TransportErrorKind::MalformedXml => "malformed XML",
             TransportErrorKind::Request => "failed to build the request",
+            TransportErrorKind::Capped => "request cap reached",
+            TransportErrorKind::Ledger => "failed to write the ledger",
         })
     }
 }
 
 impl TransportError {
-    fn new(kind: TransportErrorKind, detail: impl Into<String>) -> TransportError {
+    pub(crate) fn new(kind: TransportErrorKind, detail: impl Into<String>) -> TransportError {
         TransportError {
             kind,
             detail: detail.into(),
         }
     }
+}
+
+/// How patiently and politely a client sends: retries with backoff and
+/// jitter after throttling and 5xx answers (never after any other answer), a
+/// request rate, and a cap on the requests a run may send. The default sends
+/// each request once, as fast as answers come (what [`Client::new`] does).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Policy {
+    /// Retries after a throttled or 5xx answer (Throttling,
+    /// RequestLimitExceeded, ServiceUnavailable, 500, 502-504; not 501).
+    pub retries: u32,
+    /// The backoff before the first retry; it doubles with each retry up to
+    /// `max_backoff`, and the wait is a random part of it ("full jitter").
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Requests per second at most (`None`: as fast as answers come).
+    pub rate: Option<f64>,
+    /// Requests the run may send, retries included and cleanup exempt (`None`: no cap).
+    pub max_requests: Option<u64>,
+}
+
+impl Policy {
+    /// The default for a target: conservative against AWS (5 requests a
+    /// second, 5 retries from 500 ms up to 20 s, as the AWS SDKs back off),
+    /// quick against a local server (3 retries from 20 ms, no rate limit).
+    pub fn for_target(target: &Target) -> Policy {
+        if target.is_aws() {
+            Policy {
+                retries: 5,
+                backoff: Duration::from_millis(500),
+                max_backoff: Duration::from_secs(20),
+                rate: Some(5.0),
+                max_requests: None,
+            }
+        } else {
+            Policy {
+                retries: 3,
+                backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(500),
+                rate: None,
+                max_requests: None,
+            }
+        }
+    }
+
+    /// The wait before retry number `retry` (1-based), for a random `unit` in [0, 1).
+    fn backoff(&self, retry: u32, unit: f64) -> Duration {
+        let ceiling = self
+            .backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        ceiling.mul_f64(unit)
+    }
+}
+
+/// What a client sent, counted as it goes (shared by its clones).
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    /// Requests that count against `max_requests`.
+    metered: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    server_errors: AtomicU64,
+}
+
+/// What a client sent: every request, retries included, and why it retried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub requests: u64,
+    pub retries: u64,
+    /// Answers that said "slow down" (429 or a throttling code).
+    pub throttled: u64,
+    /// 500 and 502-504 answers.
+    pub server_errors: u64,
 }
 
 /// Sends requests to one target.
@@ -395,6 +478,10 @@ pub struct Client {
     target: Target,
     /// The target's credentials as the signer takes them, built once.
     signing: SigningCredentials,
+    policy: Policy,
+    counters: Arc<Counters>,
+    /// The earliest instant the next request may leave (with a rate limit).
+    next_slot: Arc<Mutex<tokio::time::Instant>>,
 }
 
 impl fmt::Debug for Client {
@@ -402,11 +489,13 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("target", &self.target)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
+    /// A client that sends each request once (the default [`Policy`]).
     pub fn new(target: Target, timeout: Duration) -> Result<Client, TransportError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -427,15 +516,108 @@ impl Client {
             http,
             target,
             signing,
+            policy: Policy::default(),
+            counters: Arc::default(),
+            next_slot: Arc::new(Mutex::new(tokio::time::Instant::now())),
         })
+    }
+
+    /// The same client under another policy (counts start afresh).
+    pub fn with_policy(self, policy: Policy) -> Client {
+        Client {
+            policy,
+            counters: Arc::default(),
+            ..self
+        }
     }
 
     pub fn target(&self) -> &Target {
         &self.target
     }
 
-    /// Signs and sends a request as its [`Wire`] says; reads and classifies the answer.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// What this client (and its clones) sent so far.
+    pub fn traffic(&self) -> Traffic {
+        let c = &self.counters;
+        Traffic {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            server_errors: c.server_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Signs and sends a request as its [`Wire`] says, retrying throttled and
+    /// 5xx answers as the policy says; reads and classifies the answer.
     pub async fn send(&self, request: &Request) -> Result<Response, TransportError> {
+        self.send_with(request, true).await
+    }
+
+    /// Like [`send`](Client::send), but exempt from `max_requests`: cleanup
+    /// must be able to delete what the run created after the cap is reached.
+    pub async fn send_cleanup(&self, request: &Request) -> Result<Response, TransportError> {
+        self.send_with(request, false).await
+    }
+
+    async fn send_with(
+        &self,
+        request: &Request,
+        metered: bool,
+    ) -> Result<Response, TransportError> {
+        let c = &self.counters;
+        let mut retry = 0;
+        loop {
+            if metered
+                && let Some(max) = self.policy.max_requests
+                && c.metered.fetch_add(1, Ordering::Relaxed) >= max
+            {
+                return Err(TransportError::new(
+                    TransportErrorKind::Capped,
+                    format!("--max-requests {max}: nothing more is sent"),
+                ));
+            }
+            self.pace().await;
+            c.requests.fetch_add(1, Ordering::Relaxed);
+            let result = self.send_once(request).await;
+            let transient = match &result {
+                Err(e) if e.kind == TransportErrorKind::Throttled => Some(&c.throttled),
+                Err(e) if e.kind == TransportErrorKind::Gateway => Some(&c.server_errors),
+                Ok(r) if r.status >= 500 && r.status != 501 => Some(&c.server_errors),
+                _ => None,
+            };
+            let Some(counter) = transient else {
+                return result;
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if retry >= self.policy.retries {
+                return result;
+            }
+            retry += 1;
+            c.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.policy.backoff(retry, jitter())).await;
+        }
+    }
+
+    /// Waits for the request's slot under the rate limit.
+    async fn pace(&self) {
+        let Some(rate) = self.policy.rate.filter(|r| *r > 0.0) else {
+            return;
+        };
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let slot = {
+            let mut next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// One request, one answer.
+    async fn send_once(&self, request: &Request) -> Result<Response, TransportError> {
         let prepared = self.prepare(request)?;
         let mut response = self
             .http
@@ -640,6 +822,22 @@ pub fn classify_body(
     Ok(Body::Xml(root))
 }
 
+/// A random number in [0, 1) for backoff jitter: splitmix64 over a counter
+/// and the clock (jitter needs spread, not cryptographic quality).
+fn jitter() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut z = COUNTER
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        .wrapping_add(u64::from(nanos));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn looks_like_html(text: &str) -> bool {
     let head = text.trim_start().as_bytes();
     let head = head[..head.len().min(15)].to_ascii_lowercase();
@@ -743,6 +941,27 @@ mod tests {
             assert_eq!(json.as_str(), Some(kind.name().as_str()));
         }
         assert_eq!(TargetKind::MotoExt.name(), "moto-ext");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling_and_is_jittered_below_it() {
+        let policy = Policy {
+            retries: 8,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            ..Policy::default()
+        };
+        let ceiling = |retry| policy.backoff(retry, 1.0);
+        assert_eq!(ceiling(1), Duration::from_millis(100));
+        assert_eq!(ceiling(2), Duration::from_millis(200));
+        assert_eq!(ceiling(4), Duration::from_millis(800));
+        assert_eq!(ceiling(5), Duration::from_secs(1));
+        assert_eq!(ceiling(40), Duration::from_secs(1));
+        assert_eq!(policy.backoff(3, 0.25), Duration::from_millis(100));
+        let draws: Vec<f64> = (0..1000).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let low = draws.iter().filter(|u| **u < 0.5).count();
+        assert!((350..650).contains(&low), "{low} of 1000 draws below 0.5");
     }
 
     #[test]

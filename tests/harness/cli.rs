@@ -16,10 +16,15 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_iam-conformance");
 
-/// The binary with a clean environment: no endpoint, no credentials.
-fn command(args: &[&str]) -> Command {
+/// The binary with a clean environment: no endpoint, no credentials, and
+/// ledgers kept under the temp dir rather than the user's state directory.
+pub(crate) fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("iam-conformance-test-state"),
+        )
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_IAM")
         .env_remove("AWS_ACCESS_KEY_ID")
@@ -47,12 +52,16 @@ impl Ran {
 }
 
 pub(crate) fn run(args: &[&str]) -> Ran {
+    run_command(command(args))
+}
+
+pub(crate) fn run_command(mut command: Command) -> Ran {
     let start = Instant::now();
     let Output {
         status,
         stdout,
         stderr,
-    } = command(args).output().expect("the binary starts");
+    } = command.output().expect("the binary starts");
     Ran {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

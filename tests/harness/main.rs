@@ -1,8 +1,10 @@
 //! Tests of the harness itself, one module per purpose.
 
+mod aws;
 mod cli;
 mod deviations;
 mod matrix;
+mod patience;
 mod record;
 mod report;
 mod robustness;

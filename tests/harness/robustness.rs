@@ -248,36 +248,44 @@ async fn bursting(statuses: &'static [u16], upstream: SocketAddr) -> Url {
     url
 }
 
-/// Five gateway answers in a row, then a healthy target: the five cases are in
-/// error, the rest pass, nothing fails, and the run exits 3.
+/// Five gateway answers in a row, then a healthy target. Sent once each
+/// (`retries(0)`), five cases are in error and the rest pass; with the default
+/// three retries the burst costs one case (its four tries all meet it) and the
+/// next one passes on its second try. Nothing fails either way, the run exits 3,
+/// and the retries are counted.
 #[tokio::test]
-async fn a_burst_of_5xx_is_five_errors_and_the_run_goes_on() {
-    let server = Server::start(0, ServerConfig::default())
-        .await
-        .expect("the embedded server starts");
-    let upstream = server.url().socket_addrs(|| None).expect("an address")[0];
-    let proxy = bursting(&[502, 503, 504, 503, 502], upstream).await;
-    let report = Run::against(target(proxy))
-        .cases(10)
-        .seed(1)
-        .jobs(1)
-        .only(vec![NO_FIXTURES.into()])
-        .timeout(PATIENT)
-        .execute()
-        .await
-        .expect("the run starts");
-    let console = report.render_console();
-    assert_eq!(report.summary.cases, 10, "{console}");
-    assert_eq!(report.summary.errors, 5, "{console}");
-    assert_eq!(report.summary.failed, 0, "{console}");
-    assert!(report.summary.passed > 0, "{console}");
-    let note = report.classes[0].note.as_deref().unwrap_or_default();
-    assert!(
-        note.starts_with("gateway or unavailable status: HTTP 502"),
-        "{note}"
-    );
-    assert_eq!(report.classes[0].verdict, Verdict::Error, "{console}");
-    assert_eq!(report.exit_code(), exit::TRANSPORT, "{console}");
+async fn a_burst_of_5xx_is_transport_trouble_that_retries_shorten() {
+    for (retries, errors, retried) in [(0, 5, 0), (3, 1, 4)] {
+        let server = Server::start(0, ServerConfig::default())
+            .await
+            .expect("the embedded server starts");
+        let upstream = server.url().socket_addrs(|| None).expect("an address")[0];
+        let proxy = bursting(&[502, 503, 504, 503, 502], upstream).await;
+        let report = Run::against(target(proxy))
+            .cases(10)
+            .seed(1)
+            .jobs(1)
+            .retries(retries)
+            .only(vec![NO_FIXTURES.into()])
+            .timeout(PATIENT)
+            .execute()
+            .await
+            .expect("the run starts");
+        let console = report.render_console();
+        assert_eq!(report.summary.cases, 10, "{console}");
+        assert_eq!(report.summary.errors, errors, "{console}");
+        assert_eq!(report.summary.failed, 0, "{console}");
+        assert!(report.summary.passed > 0, "{console}");
+        assert_eq!(report.run.traffic.retries, retried, "{console}");
+        assert_eq!(report.run.traffic.server_errors, 5, "{console}");
+        let note = report.classes[0].note.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with("gateway or unavailable status: HTTP 50"),
+            "{note}"
+        );
+        assert_eq!(report.classes[0].verdict, Verdict::Error, "{console}");
+        assert_eq!(report.exit_code(), exit::TRANSPORT, "{console}");
+    }
 }
 
 // ---------------------------------------------------------------------------

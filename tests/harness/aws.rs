@@ -1,0 +1,154 @@
+//! Safety against real AWS, proven without AWS. Every command pointed at an
+//! amazonaws.com endpoint runs with HTTP(S)_PROXY aimed at a local listener
+//! that counts connections: without `--allow-aws` it must count none (and the
+//! command exit 2); with it, the run prints its plan first and the listener
+//! sees the traffic, which proves the proxy would have caught a leak.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cli::{Ran, command, run_command};
+
+const AWS: &str = "https://iam.amazonaws.com/";
+
+/// A proxy that accepts connections, counts them and closes them.
+struct Proxy {
+    url: String,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Proxy { url, connections }
+    }
+
+    /// The binary with dummy AWS credentials and every proxy variable set.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = command(args);
+        cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "iam-conformance-test-secret");
+        for var in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+        ] {
+            cmd.env(var, &self.url);
+        }
+        cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        run_command(self.command(args))
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn without_allow_aws_no_command_sends_anything_to_aws() {
+    let proxy = Proxy::start();
+    let ledgers = crate::cli::scratch("aws-guard");
+    let ledgers = ledgers.to_str().expect("UTF-8");
+    for args in [
+        vec![
+            "run",
+            "--endpoint",
+            AWS,
+            "--cases",
+            "1",
+            "--ledger-dir",
+            ledgers,
+        ],
+        vec!["matrix", "--target", &format!("aws={AWS}"), "--cases", "1"],
+        vec!["clean", "--endpoint", AWS, "--ledger-dir", ledgers],
+    ] {
+        let ran = proxy.run(&args);
+        assert_eq!(ran.code, Some(2), "{args:?}\n{}", ran.dump());
+        assert!(ran.stderr.contains("--allow-aws"), "{}", ran.dump());
+    }
+    // The endpoint may come from the environment too.
+    let mut cmd = proxy.command(&["run", "--cases", "1", "--ledger-dir", ledgers]);
+    cmd.env("AWS_ENDPOINT_URL_IAM", AWS);
+    let ran = run_command(cmd);
+    assert_eq!(ran.code, Some(2), "{}", ran.dump());
+    assert_eq!(proxy.connections(), 0, "something was sent");
+}
+
+/// With `--allow-aws`, the plan is printed before anything is sent, and
+/// `--max-requests` caps what the cases send (cleanup aside). The proxy
+/// refuses every connection, so the case's CreateUser fails as transport
+/// trouble (exit 3), and the sweep still tries to delete the user it may
+/// have made: the listener sees exactly those three connections.
+#[test]
+fn with_allow_aws_the_plan_comes_first_and_max_requests_caps_the_run() {
+    let proxy = Proxy::start();
+    let ledgers = crate::cli::scratch("aws-plan");
+    let ran = proxy.run(&[
+        "run",
+        "--endpoint",
+        AWS,
+        "--allow-aws",
+        "--only",
+        "update.ok.deactivate",
+        "--cases",
+        "1",
+        "--seed",
+        "1",
+        "--max-requests",
+        "1",
+        "--ledger-dir",
+        ledgers.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(ran.code, Some(3), "{}", ran.dump());
+    let plan = ran
+        .stderr
+        .find("plan: 1 classes, 1 cases; about ")
+        .unwrap_or_else(|| panic!("no plan\n{}", ran.dump()));
+    assert!(
+        ran.stderr[plan..].contains("at most 5 requests/s"),
+        "{}",
+        ran.dump()
+    );
+    assert!(
+        ran.stderr[plan..].contains("capped at 1 by --max-requests"),
+        "{}",
+        ran.dump()
+    );
+    assert!(
+        ran.stderr[plan..].contains("under the IAM path /iam-conformance/"),
+        "{}",
+        ran.dump()
+    );
+    let first_line = ran.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first_line.starts_with("plan: "),
+        "the plan comes first\n{}",
+        ran.dump()
+    );
+    assert_eq!(
+        proxy.connections(),
+        3,
+        "CreateUser, then the sweep's ListSSHPublicKeys and DeleteUser\n{}",
+        ran.dump()
+    );
+    // The user might exist: the ledger keeps it for `clean`.
+    let kept = std::fs::read_dir(&ledgers).expect("the ledger dir").count();
+    assert_eq!(kept, 1, "{}", ran.dump());
+}

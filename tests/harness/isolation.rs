@@ -1,0 +1,282 @@
+//! Isolation and cleanup, tested for real against the embedded server: a
+//! killed run leaves users that `clean` then removes, exactly those and
+//! nothing else; Ctrl-C and a panic clean up before the run ends; a server
+//! that crashes mid-run is transport trouble, never non-conformance.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use iam_conformance::ledger::LedgerFile;
+use iam_conformance::spec::Operation;
+use iam_conformance::wire::{Client, Request};
+use iam_conformance::{Faults, Run, Server, ServerConfig};
+
+use crate::cli::{command, scratch};
+use crate::transport::{PATIENT, target};
+
+async fn server(faults: Faults) -> Server {
+    Server::start(
+        0,
+        ServerConfig {
+            faults,
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    .expect("the embedded server starts")
+}
+
+fn client(server: &Server) -> Client {
+    Client::new(target(server.url()), PATIENT).expect("a client")
+}
+
+/// Every user on the server, as (path, name), read with ListUsers page by page.
+async fn users(client: &Client) -> BTreeSet<(String, String)> {
+    let mut all = BTreeSet::new();
+    let mut marker = None;
+    loop {
+        let mut list = Request::new(Operation::ListUsers).with("MaxItems", "7");
+        if let Some(m) = &marker {
+            list = list.with("Marker", m);
+        }
+        let answer = client.send(&list).await.expect("ListUsers answers");
+        let xml = answer.xml().expect("an XML answer");
+        let result = xml.at("ListUsersResult").expect("a ListUsersResult");
+        for m in &result.at("Users").expect("Users").children {
+            all.insert((
+                m.text_at("Path").unwrap_or_default().to_string(),
+                m.text_at("UserName").unwrap_or_default().to_string(),
+            ));
+        }
+        if result.text_at("IsTruncated") != Some("true") {
+            return all;
+        }
+        marker = result.text_at("Marker").map(str::to_string);
+    }
+}
+
+/// The users under /iam-conformance/, by name.
+async fn harness_users(client: &Client) -> BTreeSet<String> {
+    users(client)
+        .await
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("/iam-conformance/"))
+        .map(|(_, name)| name)
+        .collect()
+}
+
+async fn create(client: &Client, name: &str, path: &str) {
+    let answer = client
+        .send(
+            &Request::new(Operation::CreateUser)
+                .with("UserName", name)
+                .with("Path", path),
+        )
+        .await
+        .expect("CreateUser answers");
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+/// The CLI running the fixture-heavy classes against `url`, its ledger in `ledgers`.
+fn spawn_run(url: &str, ledgers: &Path) -> Child {
+    command(&[
+        "run",
+        "--endpoint",
+        url,
+        "--only",
+        "update.ok.*",
+        "--only",
+        "list.*",
+        "--cases",
+        "1000",
+        "--jobs",
+        "8",
+        "--seed",
+        "1",
+        "--ledger-dir",
+        ledgers.to_str().expect("UTF-8"),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the binary starts")
+}
+
+/// The one ledger in `dir`, once it lists at least `n` users created.
+fn wait_for_ledger(dir: &Path, n: usize) -> LedgerFile {
+    let start = Instant::now();
+    loop {
+        if let Ok(files) = LedgerFile::all(dir)
+            && let [file] = &files[..]
+            && file.outstanding.len() >= n
+        {
+            return file.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no ledger with {n} users in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A run killed halfway (SIGKILL: no cleanup of its own) leaves users under
+/// its path, all of them in its ledger. `clean --run-id` removes exactly
+/// those; another run's leftovers stay until a `clean` of every run; users
+/// that lack either mark (the path, the name prefix) are never touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
+    let server = server(Faults::default()).await;
+    let client = client(&server);
+    let url = server.url().to_string();
+    let bystanders = [
+        ("alice", "/"),
+        ("iamc-zzzzzz-1-0", "/"),
+        ("bob", "/iam-conformance/abcdef/"),
+        ("iamc-abcdef-1-0", "/iam-conformance/abcdef/x/"),
+    ];
+    for (name, path) in bystanders {
+        create(&client, name, path).await;
+    }
+    create(&client, "iamc-abcdef-2-0", "/iam-conformance/abcdef/").await;
+
+    let dir = scratch("killed");
+    let mut child = spawn_run(&url, &dir);
+    let _ = wait_for_ledger(&dir, 12);
+    child.kill().expect("kill the run");
+    child.wait().expect("the run ends");
+    let ledger = LedgerFile::all(&dir).expect("the ledger reads").remove(0);
+    let prefix = format!("iamc-{}-", ledger.run_id.as_str());
+    let left: BTreeSet<String> = harness_users(&client)
+        .await
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(!left.is_empty(), "the killed run left no user behind");
+    let noted: BTreeSet<String> = ledger.outstanding.iter().cloned().collect();
+    assert!(
+        left.is_subset(&noted),
+        "users left that the ledger does not list: {:?}",
+        left.difference(&noted).collect::<Vec<_>>()
+    );
+
+    let clean = |extra: &[&str]| {
+        let mut args = vec!["clean", "--endpoint", &url, "--ledger-dir"];
+        args.push(dir.to_str().expect("UTF-8"));
+        args.extend_from_slice(extra);
+        crate::cli::run_command(command(&args))
+    };
+    let ran = clean(&["--run-id", ledger.run_id.as_str()]);
+    assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    let deleted: BTreeSet<String> = ran
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("deleted "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(deleted, left, "clean must delete exactly what the run left");
+    assert!(
+        LedgerFile::all(&dir).expect("reads").is_empty(),
+        "the ledger goes once nothing it lists is left"
+    );
+    let mut expected: BTreeSet<(String, String)> = bystanders
+        .iter()
+        .map(|(n, p)| (p.to_string(), n.to_string()))
+        .collect();
+    expected.insert((
+        "/iam-conformance/abcdef/".into(),
+        "iamc-abcdef-2-0".into(),
+    ));
+    assert_eq!(users(&client).await, expected, "only the killed run's users went");
+
+    // A clean of every run takes the other run's leftover, and nothing else.
+    let ran = clean(&[]);
+    assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    assert_eq!(ran.stdout.trim(), "deleted iamc-abcdef-2-0", "{}", ran.dump());
+    expected.remove(&(
+        "/iam-conformance/abcdef/".into(),
+        "iamc-abcdef-2-0".into(),
+    ));
+    assert_eq!(users(&client).await, expected);
+}
+
+/// Ctrl-C stops the run, which deletes what its cases in flight created,
+/// says so, exits 130 and leaves no ledger.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cleans_up_before_the_run_ends() {
+    let server = server(Faults::default()).await;
+    let client = client(&server);
+    let dir = scratch("ctrl-c");
+    let child = spawn_run(server.url().as_str(), &dir);
+    let _ = wait_for_ledger(&dir, 12);
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupt.success());
+    let out = child.wait_with_output().expect("the run ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; everything the run created was deleted"),
+        "{stderr}"
+    );
+    assert!(harness_users(&client).await.is_empty());
+    assert!(LedgerFile::all(&dir).expect("reads").is_empty());
+}
+
+/// A panic in the middle of a run (here in the progress hook, with cases in
+/// flight) still deletes everything the run created before it unwinds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_mid_run_cleans_up_before_it_unwinds() {
+    let server = server(Faults::default()).await;
+    let client = client(&server);
+    let dir = scratch("panic");
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let run = Run::against(target(server.url()))
+        .only(vec!["update.ok.*".into()])
+        .cases(100)
+        .jobs(8)
+        .ledger_dir(dir.clone())
+        .on_case(move || {
+            if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 20 {
+                panic!("a bug in the harness");
+            }
+        });
+    let outcome = tokio::spawn(run.execute()).await;
+    assert!(outcome.expect_err("the run panics").is_panic());
+    assert!(harness_users(&client).await.is_empty());
+    assert!(LedgerFile::all(&dir).expect("reads").is_empty());
+}
+
+/// A server that dies mid-run: the cases after it are transport trouble
+/// (exit 3), nothing is reported as a divergence, and the ledger keeps
+/// the users that could not be deleted for a later `clean`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_server_is_transport_trouble_and_the_ledger_keeps_its_users() {
+    let server = server(Faults {
+        crash_after: Some(150),
+        ..Faults::default()
+    })
+    .await;
+    let dir = scratch("crash");
+    let report = Run::against(target(server.url()))
+        .only(vec!["update.ok.*".into()])
+        .cases(20)
+        .seed(1)
+        .ledger_dir(dir.clone())
+        .execute()
+        .await
+        .expect("the run starts");
+    let console = report.render_console();
+    assert_eq!(report.exit_code(), iam_conformance::exit::TRANSPORT, "{console}");
+    assert_eq!(report.summary.failed, 0, "{console}");
+    assert!(report.divergences.is_empty(), "{console}");
+    assert!(report.summary.errors > 0, "{console}");
+    assert!(!report.run.left_behind.is_empty(), "{console}");
+    let ledger = LedgerFile::all(&dir).expect("reads").remove(0);
+    assert_eq!(ledger.outstanding, report.run.left_behind, "{console}");
+}
