@@ -13,6 +13,7 @@
 //! - [`server`]: the oracle served on loopback, the default target.
 //! - [`suite`] and [`strategies`]: the catalogue of [`CaseClass`]es and their strategies.
 //! - [`wire`]: encode, sign, send, classify ([`Response`] or [`TransportError`]).
+//! - [`profile`]: credentials, region and endpoint, found as the AWS tools find them.
 //! - [`check`]: checks at three [`Level`]s and their [`Verdict`]s.
 //! - [`runner`]: fixtures, concurrency, shrinking, reproducers.
 //! - [`report`]: the JSON and console reports, [`Baseline`]s, exit codes.
@@ -32,6 +33,9 @@
 //! # Ok(()) }
 //! ```
 //! [`Run::embedded`] runs the same suite against the embedded reference server.
+//! [`Target::new`] signs with the environment's credentials (or dummy ones);
+//! [`profile::resolve`] finds credentials and region as the AWS CLI does, the
+//! shared profiles included, as the command line does for a remote target.
 
 pub mod check;
 pub mod clean;
@@ -41,6 +45,7 @@ pub mod ledger;
 pub mod markdown;
 pub mod matrix;
 pub mod oracle;
+pub mod profile;
 pub mod record;
 pub mod regression;
 pub mod report;
@@ -363,7 +368,7 @@ impl Run {
             ));
         }
         if let Some(t) = &self.target {
-            guard_aws(t, self.allow_aws)?;
+            t.guard(self.allow_aws)?;
         }
         self.classes()
     }
@@ -540,17 +545,6 @@ impl Plan {
             self.policy.retries
         )
     }
-}
-
-/// Refuses a real-AWS target unless it is allowed (`--allow-aws`).
-pub fn guard_aws(target: &Target, allow_aws: bool) -> Result<(), RunError> {
-    if target.is_aws() && !allow_aws {
-        return Err(RunError::Usage(format!(
-            "{} is real AWS: refusing to send anything without --allow-aws",
-            target.endpoint
-        )));
-    }
-    Ok(())
 }
 
 /// Classes whose id matches any glob; all of them when there is none.

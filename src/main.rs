@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
+use iam_conformance::profile::{self, Env, Signing};
 use iam_conformance::regression::Regression;
 use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, run_case};
 use iam_conformance::snapshot::Recorded;
 use iam_conformance::wire::Client;
 use iam_conformance::{
     Baseline, Level, Matrix, Policy, Run, RunError, Server, ServerConfig, Target, TargetKind,
-    TargetRun, catalogue, exit, guard_aws, junit, markdown, record, regression, select,
+    TargetRun, catalogue, exit, junit, markdown, record, regression, select,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -50,8 +51,9 @@ enum Command {
     Replay {
         /// The saved reproducer (JSON).
         file: PathBuf,
-        /// The IAM endpoint (default: the embedded reference server).
-        #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+        /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+        /// none: the embedded reference server).
+        #[arg(long)]
         endpoint: Option<String>,
         /// What kind of target the endpoint is.
         #[arg(long, value_enum)]
@@ -64,8 +66,9 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The IAM endpoint (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL).
-    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+    /// none: the embedded reference server).
+    #[arg(long)]
     endpoint: Option<String>,
     /// What kind of target the endpoint is.
     #[arg(long, value_enum)]
@@ -85,11 +88,11 @@ struct RunArgs {
 #[derive(Args)]
 struct CleanArgs {
     /// The IAM endpoint to clean (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL).
-    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    #[arg(long)]
     endpoint: Option<String>,
-    /// The signing region.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The signing region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
     /// Only the users of this run (its id, as in /iam-conformance/<run-id>/).
     #[arg(long)]
     run_id: Option<String>,
@@ -129,13 +132,13 @@ struct MatrixArgs {
 
 #[derive(Args)]
 struct RecordArgs {
-    /// The IAM endpoint (also AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL; default:
-    /// https://iam.amazonaws.com/).
-    #[arg(long, env = "AWS_ENDPOINT_URL_IAM")]
+    /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+    /// none: https://iam.amazonaws.com/).
+    #[arg(long)]
     endpoint: Option<String>,
-    /// The signing region.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The signing region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
     /// Only case classes whose id matches this glob (repeatable).
     #[arg(long)]
     only: Vec<String>,
@@ -156,9 +159,10 @@ struct RecordArgs {
 /// How every target is run.
 #[derive(Args)]
 struct SettingsArgs {
-    /// The signing region.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
+    /// The signing region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's
+    /// region, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
     /// How deep to check.
     #[arg(long, value_enum, default_value_t = Level::Messages)]
     level: Level,
@@ -257,7 +261,7 @@ fn fail(e: &RunError) -> u8 {
 
 async fn run(args: RunArgs) -> u8 {
     let seed = seed(&args.settings);
-    let run = match plan(&args).and_then(|r| configure(r, &args.settings, seed)) {
+    let run = match plan(&args, &Env::process()).and_then(|r| configure(r, &args.settings, seed)) {
         Ok(run) => run,
         Err(e) => return fail(&e),
     };
@@ -297,12 +301,14 @@ async fn run(args: RunArgs) -> u8 {
     code
 }
 
-/// Validates the run's target arguments and builds the run.
-fn plan(args: &RunArgs) -> Result<Run, RunError> {
-    let mut run = match endpoint_or_env(args.endpoint.clone()) {
+/// Validates the run's target arguments and builds the run; a remote target
+/// is signed as the AWS tools would sign (see [`profile::resolve`]).
+fn plan(args: &RunArgs, env: &Env) -> Result<Run, RunError> {
+    let mut run = match profile::endpoint(env, args.endpoint.as_deref()) {
         None => Run::embedded(),
         Some(e) => {
-            let target = target(&e, args.target_kind)
+            let signing = profile::resolve(env, args.settings.region.as_deref())?;
+            let target = target(&e, args.target_kind, &signing)
                 .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
             Run::against(target)
         }
@@ -313,15 +319,9 @@ fn plan(args: &RunArgs) -> Result<Run, RunError> {
     Ok(run)
 }
 
-/// The endpoint given (by `--endpoint` or AWS_ENDPOINT_URL_IAM), else AWS_ENDPOINT_URL.
-fn endpoint_or_env(given: Option<String>) -> Option<String> {
-    given
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty())
-}
-
-/// A target at an http(s) endpoint; without a kind, `aws` or `generic` by its host.
-fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> {
+/// A target at an http(s) endpoint, signed with `signing`; without a kind,
+/// `aws` or `generic` by its host.
+fn target(endpoint: &str, kind: Option<TargetKind>, signing: &Signing) -> Result<Target, RunError> {
     let url: url::Url = endpoint
         .parse()
         .map_err(|err| RunError::Usage(format!("{endpoint:?} is not a URL: {err}")))?;
@@ -331,6 +331,8 @@ fn target(endpoint: &str, kind: Option<TargetKind>) -> Result<Target, RunError> 
         )));
     }
     let mut target = Target::new(url, TargetKind::Generic);
+    target.region.clone_from(&signing.region);
+    target.credentials = signing.credentials.clone();
     target.kind = kind.unwrap_or(if target.is_aws() {
         TargetKind::Aws
     } else {
@@ -352,7 +354,6 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         .map(|secs| seconds("--deadline", secs))
         .transpose()?;
     let mut run = run
-        .region(&args.region)
         .cases(args.cases)
         .seed(seed)
         .jobs(usize::from(args.jobs))
@@ -414,7 +415,15 @@ fn now_nanos() -> u64 {
 async fn execute(run: Run, name: String, version: Option<String>) -> Result<TargetRun, u8> {
     let target = run.target().map_or_else(
         || "the embedded reference server".to_string(),
-        |t| format!("{} ({})", t.endpoint, t.kind.name()),
+        |t| {
+            format!(
+                "{} ({}) in {} with {}",
+                t.endpoint,
+                t.kind.name(),
+                t.region,
+                t.credentials.source()
+            )
+        },
     );
     eprintln!(
         "iam-conformance: {} classes x {} cases against {target}, seed {}",
@@ -449,7 +458,7 @@ struct TargetSpec {
     target: Target,
 }
 
-fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
+fn parse_target(spec: &str, signing: &Signing) -> Result<TargetSpec, RunError> {
     let usage = |why: &str| RunError::Usage(format!("--target {spec:?}: {why}"));
     let (name, rest) = spec
         .split_once('=')
@@ -475,7 +484,7 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
         return Err(usage("expected NAME=URL[,KIND[,VERSION]]"));
     }
     let named = <TargetKind as clap::ValueEnum>::from_str(name, false).ok();
-    let target = target(url, kind.or(named)).map_err(|e| usage(&e.to_string()))?;
+    let target = target(url, kind.or(named), signing).map_err(|e| usage(&e.to_string()))?;
     Ok(TargetSpec {
         name: name.to_string(),
         version,
@@ -485,9 +494,13 @@ fn parse_target(spec: &str) -> Result<TargetSpec, RunError> {
 
 async fn matrix(args: MatrixArgs) -> u8 {
     let seed = seed(&args.settings);
+    let signing = match profile::resolve(&Env::process(), args.settings.region.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     let mut runs = Vec::new();
     for spec in &args.targets {
-        let planned = parse_target(spec).and_then(|spec| {
+        let planned = parse_target(spec, &signing).and_then(|spec| {
             if runs
                 .iter()
                 .any(|(s, _): &(TargetSpec, Run)| s.name == spec.name)
@@ -615,11 +628,17 @@ async fn replay(
         Err(e) => return fail(&RunError::Usage(e)),
     };
     let server;
-    let target = match endpoint {
-        Some(e) => match target(&e, kind).and_then(|t| guard_aws(&t, allow_aws).map(|()| t)) {
-            Ok(t) => t,
-            Err(e) => return fail(&e),
-        },
+    let env = Env::process();
+    let target = match profile::endpoint(&env, endpoint.as_deref()) {
+        Some(e) => {
+            let target = profile::resolve(&env, None)
+                .and_then(|signing| target(&e, kind, &signing))
+                .and_then(|t| t.guard(allow_aws).map(|()| t));
+            match target {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
+            }
+        }
         None => {
             server = match Server::start(0, ServerConfig::default()).await {
                 Ok(s) => s,
@@ -632,13 +651,16 @@ async fn replay(
         Ok(c) => c,
         Err(e) => return fail(&RunError::Start(e.to_string())),
     };
+    let target = client.target();
     println!(
-        "replaying {} ({} {}, found on {}) against {}",
+        "replaying {} ({} {}, found on {}) against {} in {} with {}",
         file.display(),
         regression.class,
         regression.check,
         regression.found_on,
-        client.target().endpoint
+        target.endpoint,
+        target.region,
+        target.credentials.source()
     );
     let run = run_case(&client, &regression.case, Level::Messages).await;
     for request in run.exchange.setup.iter().chain(&run.exchange.request) {
@@ -679,17 +701,19 @@ async fn replay(
 /// Deletes the harness's leftovers on a target: exit 0 when none remain, 3
 /// when some could not be deleted or the target could not be reached.
 async fn clean(args: CleanArgs) -> u8 {
-    let Some(endpoint) = endpoint_or_env(args.endpoint.clone()) else {
+    let env = Env::process();
+    let Some(endpoint) = profile::endpoint(&env, args.endpoint.as_deref()) else {
         return fail(&RunError::Usage(
             "clean needs the target: --endpoint URL (or AWS_ENDPOINT_URL_IAM)".into(),
         ));
     };
-    let mut target =
-        match target(&endpoint, None).and_then(|t| guard_aws(&t, args.allow_aws).map(|()| t)) {
-            Ok(t) => t,
-            Err(e) => return fail(&e),
-        };
-    target.region = args.region.clone();
+    let target = profile::resolve(&env, args.region.as_deref())
+        .and_then(|signing| target(&endpoint, None, &signing))
+        .and_then(|t| t.guard(args.allow_aws).map(|()| t));
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
     let only = match args.run_id.as_deref().map(|id| {
         iam_conformance::RunId::parse(id)
             .ok_or_else(|| RunError::Usage(format!("--run-id {id:?} is not a run id")))
@@ -782,10 +806,11 @@ async fn record(args: RecordArgs) -> u8 {
         Err(e) => return fail(&RunError::Start(e.to_string())),
     };
     eprintln!(
-        "iam-conformance: recording {} classes from {} ({}) into {}",
+        "iam-conformance: recording {} classes from {} in {} with {} into {}",
         classes.len(),
         client.target().endpoint,
         recorded.region,
+        client.target().credentials.source(),
         args.out.display()
     );
     let summary =
@@ -815,23 +840,17 @@ async fn record(args: RecordArgs) -> u8 {
     code
 }
 
-/// The target a recording is made from, with its region and credentials: the
-/// one place that decides them (today: `--region`, and the environment's
-/// credentials, which real AWS needs). Refuses real AWS without `--allow-aws`.
+/// The target a recording is made from: the endpoint (`--endpoint`, the
+/// environment's, else AWS's), signed as the AWS tools would sign (see
+/// [`profile::resolve`]); real AWS only with `--allow-aws` and credentials.
 fn recording_target(args: &RecordArgs) -> Result<Target, RunError> {
-    let endpoint =
-        endpoint_or_env(args.endpoint.clone()).unwrap_or_else(|| AWS_IAM_ENDPOINT.to_string());
-    let mut target =
-        target(&endpoint, None).map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
-    target.region = args.region.clone();
-    guard_aws(&target, args.allow_aws)?;
-    if target.is_aws() && !target.credentials.from_environment() {
-        return Err(RunError::Usage(
-            "recording from AWS needs credentials: set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)"
-                .into(),
-        ));
-    }
+    let env = Env::process();
+    let endpoint = profile::endpoint(&env, args.endpoint.as_deref())
+        .unwrap_or_else(|| AWS_IAM_ENDPOINT.to_string());
+    let signing = profile::resolve(&env, args.region.as_deref())?;
+    let target = target(&endpoint, None, &signing)
+        .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
+    target.guard(args.allow_aws)?;
     Ok(target)
 }
 

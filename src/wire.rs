@@ -20,6 +20,8 @@ use aws_sigv4::sign::v4;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::RunError;
+use crate::profile;
 use crate::spec::{API_VERSION, Operation};
 use crate::xml::{self, Element};
 
@@ -214,47 +216,74 @@ impl TargetKind {
     }
 }
 
+/// Where a run's credentials came from: said in the run's start line, in
+/// place of any value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    Environment,
+    /// A profile of the shared credentials or config file.
+    Profile(String),
+    /// None found: the dummy ones, for local emulators.
+    Dummy,
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Environment => f.write_str("credentials from the environment"),
+            CredentialSource::Profile(name) => write!(f, "credentials of profile {name}"),
+            CredentialSource::Dummy => f.write_str("dummy credentials"),
+        }
+    }
+}
+
 /// Signing credentials. Never printed: `Debug` shows only where they came from.
 #[derive(Clone)]
 pub struct Credentials {
     access_key: String,
     secret_key: String,
     token: Option<String>,
-    from_environment: bool,
+    source: CredentialSource,
 }
 
 impl Credentials {
-    /// From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or
-    /// dummy ones (emulators route unsigned requests elsewhere, so always sign).
-    pub fn from_env() -> Credentials {
-        match (
-            std::env::var("AWS_ACCESS_KEY_ID"),
-            std::env::var("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Ok(access_key), Ok(secret_key)) if !access_key.is_empty() => Credentials {
-                access_key,
-                secret_key,
-                token: std::env::var("AWS_SESSION_TOKEN")
-                    .ok()
-                    .filter(|t| !t.is_empty()),
-                from_environment: true,
-            },
-            _ => Credentials::dummy(),
+    pub(crate) fn new(
+        access_key: &str,
+        secret_key: &str,
+        token: Option<&str>,
+        source: CredentialSource,
+    ) -> Credentials {
+        Credentials {
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            token: token.map(str::to_string),
+            source,
         }
+    }
+
+    /// From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else
+    /// dummy ones (emulators route unsigned requests elsewhere, so always sign).
+    /// Only the environment: [`profile::resolve`] also reads the AWS profiles.
+    pub fn from_env() -> Credentials {
+        profile::environment_credentials(&profile::Env::process())
+            .ok()
+            .flatten()
+            .unwrap_or_else(Credentials::dummy)
     }
 
     /// The credentials used against local emulators when none are set.
     pub fn dummy() -> Credentials {
-        Credentials {
-            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_key: "iam-conformance-dummy-secret".into(),
-            token: None,
-            from_environment: false,
-        }
+        Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "iam-conformance-dummy-secret",
+            None,
+            CredentialSource::Dummy,
+        )
     }
 
-    pub fn from_environment(&self) -> bool {
-        self.from_environment
+    pub fn source(&self) -> &CredentialSource {
+        &self.source
     }
 
     /// Every secret string these credentials hold, for redaction tests.
@@ -268,7 +297,7 @@ impl Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("from_environment", &self.from_environment)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -283,10 +312,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target in us-east-1, signed with [`Credentials::from_env`]: the
+    /// environment's credentials or dummy ones, never a profile's. Set
+    /// `region` and `credentials` from [`profile::resolve`] to find them as
+    /// the AWS tools do.
     pub fn new(endpoint: Url, kind: TargetKind) -> Target {
         Target {
             endpoint,
-            region: "us-east-1".into(),
+            region: profile::DEFAULT_REGION.into(),
             kind,
             credentials: Credentials::from_env(),
         }
@@ -295,6 +328,30 @@ impl Target {
     /// Whether the endpoint is real AWS (guarded by `--allow-aws`).
     pub fn is_aws(&self) -> bool {
         self.endpoint.host_str().is_some_and(is_aws_host)
+    }
+
+    /// Refuses real AWS unless `allow_aws`, and real AWS with dummy
+    /// credentials (it would only answer InvalidClientTokenId).
+    pub fn guard(&self, allow_aws: bool) -> Result<(), RunError> {
+        if !self.is_aws() {
+            return Ok(());
+        }
+        if !allow_aws {
+            return Err(RunError::Usage(format!(
+                "{} is real AWS: refusing to send anything without --allow-aws",
+                self.endpoint
+            )));
+        }
+        if self.credentials.source == CredentialSource::Dummy {
+            return Err(RunError::Usage(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                 (and AWS_SESSION_TOKEN), e.g. \
+                 eval \"$(aws configure export-credentials --format env)\", \
+                 or AWS_PROFILE to a profile with aws_access_key_id and aws_secret_access_key"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -917,12 +974,12 @@ mod tests {
             endpoint: "http://127.0.0.1:1/".parse().unwrap(),
             region: "us-east-1".into(),
             kind: TargetKind::Generic,
-            credentials: Credentials {
-                access_key: "AKIDSECRETLOOKING".into(),
-                secret_key: "very-secret".into(),
-                token: Some("session-secret".into()),
-                from_environment: true,
-            },
+            credentials: Credentials::new(
+                "AKIDSECRETLOOKING",
+                "very-secret",
+                Some("session-secret"),
+                CredentialSource::Environment,
+            ),
         };
         let shown = format!(
             "{target:?} {}",

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cli::{Ran, command, run_command};
+use crate::cli::{Ran, command, output};
 
 const AWS: &str = "https://iam.amazonaws.com/";
 
@@ -53,7 +53,7 @@ impl Proxy {
     }
 
     fn run(&self, args: &[&str]) -> Ran {
-        run_command(self.command(args))
+        output(self.command(args))
     }
 
     fn connections(&self) -> usize {
@@ -91,7 +91,7 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
     // The endpoint may come from the environment too.
     let mut cmd = proxy.command(&["run", "--cases", "1", "--ledger-dir", ledgers]);
     cmd.env("AWS_ENDPOINT_URL_IAM", AWS);
-    let ran = run_command(cmd);
+    let ran = output(cmd);
     assert_eq!(ran.code, Some(2), "{}", ran.dump());
     assert_eq!(proxy.connections(), 0, "something was sent");
     assert!(

@@ -3,8 +3,9 @@
 //! each one is pinned here by a run that must produce it, and every usage error
 //! must end in exit 2 with a message on stderr, never in a panic.
 //!
-//! Every run is hermetic: the AWS endpoint and credential variables are removed
-//! so a developer's shell cannot point a test at a real target.
+//! Every run is hermetic: the AWS endpoint, credential, profile and region
+//! variables are removed and the shared files point nowhere, so a developer's
+//! shell cannot point a test at a real target or sign with a real key.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,20 +17,31 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_iam-conformance");
 
-/// The binary with a clean environment: no endpoint, no credentials, and
-/// ledgers kept under the temp dir rather than the user's state directory.
+/// The binary with a clean environment: no endpoint, no credentials, no
+/// profile, no region, and ledgers kept under the temp dir rather than the
+/// user's state directory.
 pub(crate) fn command(args: &[&str]) -> Command {
+    let nowhere = std::env::temp_dir().join("iam-conformance-no-such-dir");
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
+    cmd.args(args);
+    for variable in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_IAM",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        cmd.env_remove(variable);
+    }
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", nowhere.join("credentials"))
+        .env("AWS_CONFIG_FILE", nowhere.join("config"))
         .env(
             "XDG_STATE_HOME",
             std::env::temp_dir().join("iam-conformance-test-state"),
-        )
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_IAM")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN");
+        );
     cmd
 }
 
@@ -52,10 +64,11 @@ impl Ran {
 }
 
 pub(crate) fn run(args: &[&str]) -> Ran {
-    run_command(command(args))
+    output(command(args))
 }
 
-pub(crate) fn run_command(mut command: Command) -> Ran {
+/// Runs a command to its end.
+pub(crate) fn output(mut command: Command) -> Ran {
     let start = Instant::now();
     let Output {
         status,
@@ -87,7 +100,13 @@ fn read_json(path: &Path) -> Value {
 
 /// Exit 2, something said on stderr, and no panic.
 fn assert_usage_error(args: &[&str], mentions: &str) -> Ran {
-    let ran = run(args);
+    assert_usage(command(args), mentions)
+}
+
+/// [`assert_usage_error`] for a command with an environment of its own.
+pub(crate) fn assert_usage(command: Command, mentions: &str) -> Ran {
+    let args: Vec<_> = command.get_args().map(|a| a.to_os_string()).collect();
+    let ran = output(command);
     assert_eq!(
         ran.code,
         Some(2),

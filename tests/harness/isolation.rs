@@ -167,7 +167,7 @@ async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
         let mut args = vec!["clean", "--endpoint", &url, "--ledger-dir"];
         args.push(dir.to_str().expect("UTF-8"));
         args.extend_from_slice(extra);
-        crate::cli::run_command(command(&args))
+        crate::cli::output(command(&args))
     };
     let ran = clean(&["--run-id", ledger.run_id.as_str()]);
     assert_eq!(ran.code, Some(0), "{}", ran.dump());

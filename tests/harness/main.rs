@@ -2,6 +2,7 @@
 
 mod aws;
 mod cli;
+mod credentials;
 mod deviations;
 mod matrix;
 mod patience;

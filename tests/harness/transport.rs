@@ -557,7 +557,7 @@ impl Match for Form {
     }
 }
 
-fn header<'r>(request: &'r wiremock::Request, name: &str) -> &'r str {
+pub(crate) fn header<'r>(request: &'r wiremock::Request, name: &str) -> &'r str {
     request
         .headers
         .get(name)
