@@ -22,6 +22,7 @@
 //!   [`markdown`] and [`junit`] render it (a single run is a matrix of one).
 //! - [`regression`]: shrunk cases of past divergences, replayed by `cargo test`.
 //! - [`snapshot`]: golden views of responses, volatile parts checked then redacted.
+//! - [`record`]: each class's golden view recorded from real AWS, for the snapshots.
 //!
 //! ## Use from a test of your own
 //! ```no_run
@@ -46,6 +47,7 @@ pub mod markdown;
 pub mod matrix;
 pub mod oracle;
 pub mod profile;
+pub mod record;
 pub mod regression;
 pub mod report;
 pub mod runner;

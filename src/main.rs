@@ -9,11 +9,12 @@ use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
 use iam_conformance::profile::{self, Env, Signing};
 use iam_conformance::regression::Regression;
-use iam_conformance::runner::{CaseOutcome, run_case};
+use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, run_case};
+use iam_conformance::snapshot::Recorded;
 use iam_conformance::wire::Client;
 use iam_conformance::{
-    Baseline, Faults, Level, Matrix, Run, RunError, Server, ServerConfig, Target, TargetKind,
-    TargetRun, catalogue, exit, junit, markdown, regression,
+    Baseline, Faults, Level, Matrix, Policy, Run, RunError, Server, ServerConfig, Target,
+    TargetKind, TargetRun, catalogue, exit, junit, markdown, record, regression, select,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -37,6 +38,10 @@ enum Command {
     /// Delete what runs left behind on a target (users under /iam-conformance/
     /// named iamc-…, found with ListUsers and in this machine's ledgers), and nothing else.
     Clean(CleanArgs),
+    /// Record each class's simplest case from real AWS into corpus/recordings/
+    /// (provenance live, the date, the region), for the snapshot trials of
+    /// `cargo test` and `cargo insta review`.
+    Record(RecordArgs),
     /// Re-run a saved reproducer (a file of corpus/regressions/): its fixtures
     /// and request, or its whole sequence, re-signed, with every check's verdict.
     Replay {
@@ -139,6 +144,14 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| "must be a non-negative number of seconds".into())
 }
 
+/// A positive number of seconds.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    seconds(text)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "must be a positive number of seconds".into())
+}
+
 #[derive(Args)]
 struct MatrixArgs {
     /// A target: NAME=URL[,KIND[,VERSION]] (repeatable). NAME names its baseline
@@ -160,6 +173,32 @@ struct MatrixArgs {
     /// Put the Markdown matrix into this file between its matrix markers.
     #[arg(long)]
     readme: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+    /// none: https://iam.amazonaws.com/).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The signing region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
+    /// Only case classes whose id matches this glob (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// The seed each class's simplest case is shrunk from (the snapshot trials' own by default).
+    #[arg(long, default_value_t = SNAPSHOT_SEED)]
+    seed: u64,
+    /// Permit recording from real AWS (amazonaws.com).
+    #[arg(long)]
+    allow_aws: bool,
+    /// Where the recordings go, one <class>.json per class.
+    #[arg(long, value_name = "DIR", default_value = record::DIR)]
+    out: PathBuf,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value = "10", value_parser = positive_seconds, allow_negative_numbers = true)]
+    timeout: Duration,
 }
 
 /// How every target is run.
@@ -188,12 +227,12 @@ struct SettingsArgs {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     jobs: u16,
     /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
-    timeout: f64,
+    #[arg(long, default_value = "10", value_parser = positive_seconds, allow_negative_numbers = true)]
+    timeout: Duration,
     /// Stop sending this many seconds after the run starts; unfinished cases
     /// are reported as not run and the run exits 3 (default: no deadline).
-    #[arg(long, allow_negative_numbers = true)]
-    deadline: Option<f64>,
+    #[arg(long, value_parser = positive_seconds, allow_negative_numbers = true)]
+    deadline: Option<Duration>,
     /// Permit a run against real AWS (amazonaws.com).
     #[arg(long)]
     allow_aws: bool,
@@ -209,8 +248,8 @@ struct SettingsArgs {
     max_requests: Option<u64>,
     /// Wait at most this many seconds for writes to show in reads (eventual
     /// consistency; default: 10 against AWS, 0 otherwise).
-    #[arg(long, allow_negative_numbers = true)]
-    consistency_wait: Option<f64>,
+    #[arg(long, value_parser = seconds, allow_negative_numbers = true)]
+    consistency_wait: Option<Duration>,
     /// Where the run writes its ledger of what it creates (default: ~/.local/state/iam-conformance/ledgers).
     #[arg(long, value_name = "DIR")]
     ledger_dir: Option<PathBuf>,
@@ -248,6 +287,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Clean(args) => runtime.block_on(clean(args)),
         Command::List => list(),
+        Command::Record(args) => runtime.block_on(record(args)),
         Command::Replay {
             file,
             endpoint,
@@ -353,18 +393,6 @@ fn seed(args: &SettingsArgs) -> u64 {
 
 /// Applies the shared settings to a run and validates it.
 fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> {
-    for (flag, secs) in [
-        ("--timeout", Some(args.timeout)),
-        ("--deadline", args.deadline),
-    ] {
-        if let Some(secs) = secs
-            && (!secs.is_finite() || secs <= 0.0 || Duration::try_from_secs_f64(secs).is_err())
-        {
-            return Err(RunError::Usage(format!(
-                "{flag} must be a positive number of seconds"
-            )));
-        }
-    }
     let mut run = run
         .cases(args.cases)
         .seed(seed)
@@ -372,7 +400,7 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
         .level(args.level)
         .strict(args.strict)
         .only(args.only.clone())
-        .timeout(Duration::from_secs_f64(args.timeout))
+        .timeout(args.timeout)
         .allow_aws(args.allow_aws)
         .progress(true)
         .stop_on_ctrl_c(true)
@@ -381,18 +409,11 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
                 .clone()
                 .unwrap_or_else(iam_conformance::ledger::default_dir),
         );
-    if let Some(secs) = args.deadline {
-        run = run.deadline(Duration::from_secs_f64(secs));
+    if let Some(deadline) = args.deadline {
+        run = run.deadline(deadline);
     }
-    if let Some(secs) = args.consistency_wait {
-        match Duration::try_from_secs_f64(secs) {
-            Ok(wait) => run = run.consistency_wait(wait),
-            Err(_) => {
-                return Err(RunError::Usage(
-                    "--consistency-wait must be a number of seconds, 0 or more".into(),
-                ));
-            }
-        }
+    if let Some(wait) = args.consistency_wait {
+        run = run.consistency_wait(wait);
     }
     if let Some(n) = args.retries {
         run = run.retries(n);
@@ -767,6 +788,91 @@ async fn clean(args: CleanArgs) -> u8 {
     } else {
         exit::TRANSPORT
     }
+}
+
+/// Where `record` sends when no endpoint is given: IAM's global endpoint.
+const AWS_IAM_ENDPOINT: &str = "https://iam.amazonaws.com/";
+
+/// Records each selected class into `--out`: exit 0 when all were recorded, 3
+/// when some could not be, 4 when none is selected, 2 on a usage error
+/// (nothing sent).
+async fn record(args: RecordArgs) -> u8 {
+    let planned =
+        recording_target(&args).and_then(|target| Ok((target, args.timeout, select(&args.only)?)));
+    let (target, timeout, classes) = match planned {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    if classes.is_empty() {
+        eprintln!(
+            "error: no case class matches --only {}",
+            args.only.join(" --only ")
+        );
+        return exit::NOTHING_RAN;
+    }
+    let is_aws = target.is_aws();
+    if !is_aws {
+        eprintln!(
+            "warning: {} is not AWS: a recording from it is not golden (the snapshot trials \
+             refuse one in {})",
+            target.endpoint,
+            record::DIR
+        );
+    }
+    let recorded = Recorded::today(&target, args.seed);
+    // Against AWS: retries after throttling and 5xx, and a rate limit.
+    let policy = Policy::for_target(&target);
+    let client = match Client::new(target, timeout) {
+        Ok(c) => c.with_policy(policy),
+        Err(e) => return fail(&RunError::Start(e.to_string())),
+    };
+    eprintln!(
+        "iam-conformance: recording {} classes from {} in {} with {} into {}",
+        classes.len(),
+        client.target().endpoint,
+        recorded.region,
+        client.target().credentials.source(),
+        args.out.display()
+    );
+    let summary =
+        match record::record_into(&args.out, &client, &classes, &recorded, &|class, what| {
+            eprintln!("{what:>12}  {class}")
+        })
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: failed to {e}");
+                return exit::USAGE;
+            }
+        };
+    print!("{summary}");
+    if is_aws && summary.new.len() + summary.changed.len() > 0 {
+        if args.out != Path::new(record::DIR) {
+            println!("next: copy them into {}/", record::DIR);
+        }
+        println!(
+            "next: cargo test --test conformance snapshot:: (it writes a .snap.new where a \
+             recording changes a snapshot), then cargo insta review"
+        );
+    }
+    let code = summary.exit_code();
+    eprintln!("exit {code}");
+    code
+}
+
+/// The target a recording is made from: the endpoint (`--endpoint`, the
+/// environment's, else AWS's), signed as the AWS tools would sign (see
+/// [`profile::resolve`]); real AWS only with `--allow-aws` and credentials.
+fn recording_target(args: &RecordArgs) -> Result<Target, RunError> {
+    let env = Env::process();
+    let endpoint = profile::endpoint(&env, args.endpoint.as_deref())
+        .unwrap_or_else(|| AWS_IAM_ENDPOINT.to_string());
+    let signing = profile::resolve(&env, args.region.as_deref())?;
+    let target = target(&endpoint, None, &signing)
+        .map_err(|e| RunError::Usage(format!("--endpoint {e}")))?;
+    target.guard(args.allow_aws)?;
+    Ok(target)
 }
 
 async fn serve(args: ServeArgs) -> u8 {

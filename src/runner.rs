@@ -116,6 +116,18 @@ pub struct Waits {
 }
 
 impl CaseRun {
+    /// What the target answered when it refused to set up a fixture (a user
+    /// or key the case needs): the case never reached its request.
+    pub fn refused_fixture(&self) -> Option<&Mismatch> {
+        match &self.outcome {
+            CaseOutcome::Checked(checks) => checks
+                .iter()
+                .find(|c| c.check == FIXTURE_CHECK)
+                .and_then(|c| c.mismatch.as_ref()),
+            _ => None,
+        }
+    }
+
     /// The names of the checks that diverged.
     fn diverging(&self) -> Vec<&'static str> {
         match &self.outcome {
@@ -127,6 +139,29 @@ impl CaseRun {
             _ => Vec::new(),
         }
     }
+}
+
+/// The check a case fails when the target refuses one of its fixtures.
+const FIXTURE_CHECK: &str = "fixture";
+
+/// The seed of the golden views: `cargo test`'s snapshot trials and
+/// `iam-conformance record` shrink each class's cases from it by default.
+pub const SNAPSHOT_SEED: u64 = 20261204;
+
+/// The class's simplest case: a generated case shrunk as far as it goes, so a
+/// golden view shows one small, stable example of the class. The same seed
+/// gives the same case.
+pub fn minimal_case(class: &CaseClass, seed: u64) -> Case {
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed.to_le_bytes().repeat(4)),
+    );
+    let mut tree = class
+        .strategy()
+        .new_tree(&mut runner)
+        .expect("case strategies do not reject");
+    while tree.simplify() {}
+    tree.current()
 }
 
 /// A divergence with its shrunk case and reproducer.
@@ -720,7 +755,7 @@ impl Attempt<'_> {
         let xml = response.xml();
         let message = xml.and_then(|x| x.text_at("Error/Message")).unwrap_or("");
         Err(CaseOutcome::Checked(vec![CheckResult {
-            check: "fixture",
+            check: FIXTURE_CHECK,
             level: Level::Codes,
             provenance: Provenance::Live,
             mismatch: Some(Mismatch {

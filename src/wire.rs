@@ -327,9 +327,7 @@ impl Target {
 
     /// Whether the endpoint is real AWS (guarded by `--allow-aws`).
     pub fn is_aws(&self) -> bool {
-        self.endpoint
-            .host_str()
-            .is_some_and(|h| h == "amazonaws.com" || h.ends_with(".amazonaws.com"))
+        self.endpoint.host_str().is_some_and(is_aws_host)
     }
 
     /// Refuses real AWS unless `allow_aws`, and real AWS with dummy
@@ -355,6 +353,11 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// Whether a host is real AWS: amazonaws.com or one of its subdomains.
+pub fn is_aws_host(host: &str) -> bool {
+    host == "amazonaws.com" || host.ends_with(".amazonaws.com")
 }
 
 /// What came back, parsed far enough to judge.

@@ -6,29 +6,30 @@
 //!   it), and fails on any divergence the baseline does not know.
 //! - `snapshot::<class>` checks the embedded server's answer to the class's
 //!   simplest case against its golden snapshot in `snapshots/`, and the
-//!   class's declared provenance against the oracle's.
+//!   class's declared provenance against the oracle's. A class recorded from
+//!   AWS (`corpus/recordings/<class>.json`, made by `iam-conformance record`)
+//!   snapshots the recording instead, provenance `live`, and fails when the
+//!   oracle answers otherwise than the recording.
 //! - `regression::<target>/<class>--<check>` replays the shrunk case of a
 //!   divergence once found on an emulator (`corpus/regressions/`) against the
 //!   embedded server, which must pass every check of it.
 //!
 //! `IAM_CONFORMANCE_CASES` (default 100) and `IAM_CONFORMANCE_SEED` (default
-//! fixed) tune the run. Accept new snapshots with `INSTA_UPDATE=always cargo test`.
+//! fixed) tune the run. Accept new snapshots with `cargo insta review` (or
+//! `INSTA_UPDATE=always cargo test`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use iam_conformance::runner::{CaseOutcome, run_case};
-use iam_conformance::snapshot::golden;
-use iam_conformance::suite::Case;
+use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, minimal_case, run_case};
+use iam_conformance::snapshot::{expected, golden};
 use iam_conformance::wire::Client;
 use iam_conformance::{
     Baseline, CaseClass, Level, Regression, Run, Server, ServerConfig, Target, TargetKind, Verdict,
-    catalogue, regression,
+    catalogue, record, regression,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use tokio::runtime::Runtime;
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -63,7 +64,7 @@ fn main() {
         Err(_) => Baseline::default(),
     });
     let cases: u32 = env("IAM_CONFORMANCE_CASES").unwrap_or(100);
-    let seed: u64 = env("IAM_CONFORMANCE_SEED").unwrap_or(20261204);
+    let seed: u64 = env("IAM_CONFORMANCE_SEED").unwrap_or(SNAPSHOT_SEED);
 
     let mut trials = Vec::new();
     for class in catalogue() {
@@ -132,6 +133,13 @@ fn snapshot(
     target: Target,
     seed: u64,
 ) -> Result<(), Failed> {
+    let recordings = Path::new(env!("CARGO_MANIFEST_DIR")).join(record::DIR);
+    let recording = record::load(&recordings, class.id)?;
+    // A recording's case is shrunk from the seed it was recorded with.
+    let seed = recording
+        .as_ref()
+        .and_then(|r| r.recorded.as_ref())
+        .map_or(seed, |r| r.seed);
     let client = Client::new(target, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let case = minimal_case(class, seed);
     let run = rt.block_on(run_case(&client, &case, Level::Messages));
@@ -153,7 +161,10 @@ fn snapshot(
         .ok_or("no request under test was sent")?;
     let declared = (class.codes, class.message);
     let predicted = (observed.prediction.codes, observed.prediction.message);
-    // A sequence's steps have provenances of their own; its class declares the recorded core.
+    // A sequence's steps have provenances of their own; its class declares the
+    // recorded core. A live recording does not change what the class and the
+    // oracle declare: it shows one case of the class, the oracle's rule covers
+    // them all, so raising the rule to `live` is a decision for its author.
     if declared != predicted && case.sequence.is_empty() {
         return Err(format!(
             "{} declares provenance {declared:?}, the oracle says {predicted:?}",
@@ -161,28 +172,14 @@ fn snapshot(
         )
         .into());
     }
-    let view = golden(class, &case, observed);
+    let view = expected(golden(class, &case, observed), recording)
+        .map_err(|e| format!("{}: {e}", record::path(&recordings, class.id).display()))?;
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("../snapshots");
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings.bind(|| insta::assert_yaml_snapshot!(class.id, view));
     Ok(())
-}
-
-/// The class's simplest case: a generated case shrunk as far as it goes, so
-/// the snapshot shows one small, stable example of the class.
-fn minimal_case(class: &CaseClass, seed: u64) -> Case {
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed.to_le_bytes().repeat(4)),
-    );
-    let mut tree = class
-        .strategy()
-        .new_tree(&mut runner)
-        .expect("case strategies do not reject");
-    while tree.simplify() {}
-    tree.current()
 }
 
 fn replay(rt: &Runtime, path: &Path, target: Target) -> Result<(), Failed> {

@@ -66,6 +66,8 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
     let proxy = Proxy::start();
     let ledgers = crate::cli::scratch("aws-guard");
     let ledgers = ledgers.to_str().expect("UTF-8");
+    let recordings = crate::cli::scratch("aws-guard-record").join("recordings");
+    let recordings = recordings.to_str().expect("UTF-8");
     for args in [
         vec![
             "run",
@@ -78,6 +80,9 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
         ],
         vec!["matrix", "--target", &format!("aws={AWS}"), "--cases", "1"],
         vec!["clean", "--endpoint", AWS, "--ledger-dir", ledgers],
+        vec!["record", "--endpoint", AWS, "--out", recordings],
+        // record's default endpoint is AWS's.
+        vec!["record", "--out", recordings],
     ] {
         let ran = proxy.run(&args);
         assert_eq!(ran.code, Some(2), "{args:?}\n{}", ran.dump());
@@ -89,6 +94,10 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
     let ran = output(cmd);
     assert_eq!(ran.code, Some(2), "{}", ran.dump());
     assert_eq!(proxy.connections(), 0, "something was sent");
+    assert!(
+        !std::path::Path::new(recordings).exists(),
+        "nothing was recorded"
+    );
 }
 
 /// With `--allow-aws`, the plan is printed before anything is sent, and

@@ -8,6 +8,7 @@ mod faults;
 mod isolation;
 mod matrix;
 mod patience;
+mod record;
 mod report;
 mod robustness;
 mod transport;

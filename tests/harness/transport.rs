@@ -52,7 +52,7 @@ pub(crate) fn update_ok() -> ResponseTemplate {
 }
 
 /// What nginx says when the service behind it is gone.
-fn html_502() -> ResponseTemplate {
+pub(crate) fn html_502() -> ResponseTemplate {
     ResponseTemplate::new(502).set_body_raw(
         "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n\
          <body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n",
@@ -97,7 +97,7 @@ pub(crate) fn endpoint(server: &MockServer) -> Url {
 }
 
 /// A loopback port nothing listens on: bound, read, released.
-fn refused_endpoint() -> Url {
+pub(crate) fn refused_endpoint() -> Url {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let port = listener.local_addr().expect("a bound address").port();
     drop(listener);
