@@ -73,7 +73,7 @@ pub use matrix::{Matrix, TargetRun};
 pub use oracle::Provenance;
 pub use regression::Regression;
 pub use report::{Baseline, Report, exit};
-pub use runner::{Divergence, Settings};
+pub use runner::{Divergence, Session, Settings};
 pub use server::{Deviation, Faults, Server, ServerConfig};
 pub use suite::{CaseClass, catalogue};
 pub use wire::{Policy, Response, Target, TargetKind, Traffic, TransportError};
@@ -328,13 +328,9 @@ impl Run {
     /// What the run will do, before it does it: cases, requests, users, keys.
     pub fn plan(&self) -> Result<Plan, RunError> {
         let classes = self.validate()?;
-        let mut plan = Plan {
-            classes: classes.len(),
-            path: self.run_id.path(),
-            policy: self.policy(),
-            ..Plan::default()
-        };
+        let mut plan = Plan::new(&self.run_id, self.policy());
         for class in classes {
+            plan.classes += 1;
             for case in
                 runner::cases_of(class, self.settings.seed).take(self.settings.cases as usize)
             {
@@ -401,11 +397,9 @@ impl Run {
             None => Ledger::in_memory(self.run_id.clone()),
         };
         let mut settings = self.settings.clone();
-        settings.consistency_wait = self.consistency_wait.unwrap_or(if target.is_aws() {
-            Duration::from_secs(10)
-        } else {
-            Duration::ZERO
-        });
+        settings.consistency_wait = self
+            .consistency_wait
+            .unwrap_or_else(|| runner::Session::default_wait(&target));
         let total = classes.len() as u64 * u64::from(settings.cases);
         let bar = if self.progress {
             indicatif::ProgressBar::new(total)
@@ -424,40 +418,14 @@ impl Run {
                 f();
             }
         };
-        let work = AssertUnwindSafe(runner::run_classes(
-            &client, &classes, &settings, &ledger, &on_case,
-        ))
-        .catch_unwind();
-        let interrupted = async {
-            if self.ctrl_c && tokio::signal::ctrl_c().await.is_ok() {
-                return;
-            }
-            std::future::pending::<()>().await
-        };
-        let mut interrupted = std::pin::pin!(interrupted);
-        // Listen before the first request leaves: from then on Ctrl-C is ours.
-        let _ = interrupted.as_mut().now_or_never();
-        let finished = tokio::select! {
-            done = work => Some(done),
-            () = interrupted => None,
-        };
+        let work = runner::run_classes(&client, &classes, &settings, &ledger, &on_case);
+        let guarded = guarded(&client, &ledger, self.ctrl_c, work).await;
         bar.finish_and_clear();
-        let left_behind = {
-            runner::sweep(&client, &ledger).await;
-            ledger.finish()
-        };
-        let ledger_file = (!left_behind.is_empty())
-            .then(|| ledger.file().map(|p| p.display().to_string()))
-            .flatten();
-        let (outcomes, waits) = match finished {
-            Some(Ok(done)) => done,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => {
-                return Err(RunError::Interrupted {
-                    left_behind,
-                    ledger: ledger_file,
-                });
-            }
+        let Some((outcomes, waits)) = guarded.output else {
+            return Err(RunError::Interrupted {
+                left_behind: guarded.left_behind,
+                ledger: guarded.ledger,
+            });
         };
         let mut report = Report::new(
             &target,
@@ -471,10 +439,60 @@ impl Run {
             path: self.run_id.path(),
             traffic: client.traffic(),
             consistency_waits: waits,
-            left_behind,
-            ledger: ledger_file,
+            left_behind: guarded.left_behind,
+            ledger: guarded.ledger,
         };
         Ok(report)
+    }
+}
+
+/// What became of work done under [`guarded`]: its output (`None` when
+/// Ctrl-C stopped it), and the users it created that could not be deleted,
+/// with the ledger file that names them.
+#[derive(Debug)]
+pub struct Guarded<T> {
+    pub output: Option<T>,
+    pub left_behind: Vec<String>,
+    pub ledger: Option<String>,
+}
+
+/// Does `work`, whose users go into `ledger`; however it ends (done, a
+/// panic, or Ctrl-C when `ctrl_c`), deletes every user the ledger still
+/// lists before returning (or before the panic goes on unwinding).
+pub async fn guarded<T>(
+    client: &wire::Client,
+    ledger: &Ledger,
+    ctrl_c: bool,
+    work: impl std::future::Future<Output = T>,
+) -> Guarded<T> {
+    let work = AssertUnwindSafe(work).catch_unwind();
+    let interrupted = async {
+        if ctrl_c && tokio::signal::ctrl_c().await.is_ok() {
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    let mut interrupted = std::pin::pin!(interrupted);
+    // Listen before the first request leaves: from then on Ctrl-C is ours.
+    let _ = interrupted.as_mut().now_or_never();
+    let finished = tokio::select! {
+        done = work => Some(done),
+        () = interrupted => None,
+    };
+    runner::sweep(client, ledger).await;
+    let left_behind = ledger.finish();
+    let file = (!left_behind.is_empty())
+        .then(|| ledger.file().map(|p| p.display().to_string()))
+        .flatten();
+    let output = match finished {
+        Some(Ok(output)) => Some(output),
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => None,
+    };
+    Guarded {
+        output,
+        left_behind,
+        ledger: file,
     }
 }
 
@@ -495,7 +513,17 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn add(&mut self, case: &suite::Case) {
+    /// An empty plan for a run with this id and policy.
+    pub fn new(run_id: &RunId, policy: Policy) -> Plan {
+        Plan {
+            path: run_id.path(),
+            policy,
+            ..Plan::default()
+        }
+    }
+
+    /// Counts in one more case.
+    pub fn add(&mut self, case: &suite::Case) {
         self.cases += 1;
         let users = case.users.len() as u64;
         let keys: u64 = case.users.iter().map(|u| u.keys.len() as u64).sum();

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
 use iam_conformance::profile::{self, Env, Signing};
 use iam_conformance::regression::Regression;
-use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, run_case};
+use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, Session, run_case};
 use iam_conformance::snapshot::Recorded;
 use iam_conformance::wire::Client;
 use iam_conformance::{
@@ -196,6 +196,9 @@ struct RecordArgs {
     /// Where the recordings go, one <class>.json per class.
     #[arg(long, value_name = "DIR", default_value = record::DIR)]
     out: PathBuf,
+    /// Where the ledger of what the recording creates goes (default: ~/.local/state/iam-conformance/ledgers).
+    #[arg(long, value_name = "DIR")]
+    ledger_dir: Option<PathBuf>,
     /// Per-request timeout in seconds.
     #[arg(long, default_value = "10", value_parser = positive_seconds, allow_negative_numbers = true)]
     timeout: Duration,
@@ -820,11 +823,40 @@ async fn record(args: RecordArgs) -> u8 {
         );
     }
     let recorded = Recorded::today(&target, args.seed);
-    // Against AWS: retries after throttling and 5xx, and a rate limit.
+    // Against AWS: retries after throttling and 5xx, a rate limit, waits for
+    // consistency, and a ledger on disk, as a run has.
     let policy = Policy::for_target(&target);
+    let run_id = iam_conformance::RunId::new();
+    if is_aws {
+        let mut plan = iam_conformance::Plan::new(&run_id, policy.clone());
+        for class in &classes {
+            plan.classes += 1;
+            plan.add(&iam_conformance::runner::minimal_case(class, args.seed));
+        }
+        eprintln!("{}", plan.describe());
+    }
+    let wait = Session::default_wait(&target);
+    let ledgers = args
+        .ledger_dir
+        .clone()
+        .unwrap_or_else(iam_conformance::ledger::default_dir);
+    let ledger = match iam_conformance::Ledger::on_disk(&ledgers, run_id, target.endpoint.as_str())
+    {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(&RunError::Start(format!(
+                "ledger in {}: {e}",
+                ledgers.display()
+            )));
+        }
+    };
     let client = match Client::new(target, timeout) {
         Ok(c) => c.with_policy(policy),
         Err(e) => return fail(&RunError::Start(e.to_string())),
+    };
+    let session = Session {
+        ledger: &ledger,
+        consistency_wait: wait,
     };
     eprintln!(
         "iam-conformance: recording {} classes from {} in {} with {} into {}",
@@ -834,18 +866,34 @@ async fn record(args: RecordArgs) -> u8 {
         client.target().credentials.source(),
         args.out.display()
     );
-    let summary =
-        match record::record_into(&args.out, &client, &classes, &recorded, &|class, what| {
-            eprintln!("{what:>12}  {class}")
-        })
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: failed to {e}");
-                return exit::USAGE;
-            }
-        };
+    let work = record::record_into(
+        &args.out,
+        &client,
+        &session,
+        &classes,
+        &recorded,
+        &|class, what| eprintln!("{what:>12}  {class}"),
+    );
+    let guarded = iam_conformance::guarded(&client, &ledger, true, work).await;
+    if !guarded.left_behind.is_empty() {
+        eprintln!(
+            "warning: {} user(s) could not be deleted; run `iam-conformance clean`",
+            guarded.left_behind.len()
+        );
+    }
+    let summary = match guarded.output {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("error: failed to {e}");
+            return exit::USAGE;
+        }
+        None => {
+            return fail(&RunError::Interrupted {
+                left_behind: guarded.left_behind,
+                ledger: guarded.ledger,
+            });
+        }
+    };
     print!("{summary}");
     if is_aws && summary.new.len() + summary.changed.len() > 0 {
         if args.out != Path::new(record::DIR) {

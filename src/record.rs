@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::check::Level;
 use crate::report::exit;
-use crate::runner::{CaseOutcome, minimal_case, run_case};
+use crate::runner::{CaseOutcome, Session, minimal_case, run_case_in};
 use crate::snapshot::{Golden, GoldenProvenance, Recorded, golden};
 use crate::suite::CaseClass;
 use crate::wire::{Client, TransportError};
@@ -70,11 +70,12 @@ impl fmt::Display for NotRecorded {
 /// view: provenance `live`, stamped with `recorded`.
 pub async fn record(
     client: &Client,
+    session: &Session<'_>,
     class: &CaseClass,
     recorded: &Recorded,
 ) -> Result<Golden, NotRecorded> {
     let case = minimal_case(class, recorded.seed);
-    let run = run_case(client, &case, Level::Messages).await;
+    let run = run_case_in(client, &case, Level::Messages, session).await;
     match &run.outcome {
         CaseOutcome::Error(e) => return Err(NotRecorded::Transport(e.clone())),
         CaseOutcome::Unsupported(detail) => return Err(NotRecorded::Unsupported(detail.clone())),
@@ -234,13 +235,14 @@ impl fmt::Display for Summary {
 pub async fn record_into(
     dir: &Path,
     client: &Client,
+    session: &Session<'_>,
     classes: &[&'static CaseClass],
     recorded: &Recorded,
     on_class: &dyn Fn(&str, &str),
 ) -> Result<Summary, String> {
     let mut summary = Summary::default();
     for class in classes {
-        match record(client, class, recorded).await {
+        match record(client, session, class, recorded).await {
             Ok(view) => match save(dir, &view)? {
                 Saved::New => {
                     on_class(class.id, "new");

@@ -27,7 +27,7 @@ use crate::ledger::{Ledger, RunId};
 use crate::oracle::{self, Key, Prediction, Provenance, State, Success, User};
 use crate::spec::Operation;
 use crate::suite::{Case, CaseClass, Step, Value};
-use crate::wire::{Client, Request, Response, TransportError, TransportErrorKind, Wire};
+use crate::wire::{Client, Request, Response, Target, TransportError, TransportErrorKind, Wire};
 
 /// How a run is carried out.
 #[derive(Clone, Debug)]
@@ -98,14 +98,55 @@ pub struct Observed {
 }
 
 /// Runs one case on its own (fixtures, request, checks, cleanup), its users
-/// under a run path of its own.
+/// under a run path of its own, reads trusted at once.
 pub async fn run_case(client: &Client, case: &Case, level: Level) -> CaseRun {
     let ledger = Ledger::in_memory(RunId::new());
+    run_case_in(client, case, level, &Session::new(&ledger)).await
+}
+
+/// Where cases run: the ledger their users go into (and under whose run's
+/// path they live), and how long writes may take to show in reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Session<'a> {
+    pub ledger: &'a Ledger,
+    pub consistency_wait: Duration,
+}
+
+impl<'a> Session<'a> {
+    /// Reads trusted at once.
+    pub fn new(ledger: &'a Ledger) -> Session<'a> {
+        Session {
+            ledger,
+            consistency_wait: Duration::ZERO,
+        }
+    }
+
+    /// The wait a target gets by default: 10 s for AWS (IAM is eventually
+    /// consistent), none for a local server.
+    pub fn default_wait(target: &Target) -> Duration {
+        if target.is_aws() {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// Runs one case in a session.
+pub async fn run_case_in(
+    client: &Client,
+    case: &Case,
+    level: Level,
+    session: &Session<'_>,
+) -> CaseRun {
     let settings = Settings {
         level,
+        consistency_wait: session.consistency_wait,
         ..Settings::default()
     };
-    Context::new(&settings, &ledger).run(client, case).await
+    Context::new(&settings, session.ledger)
+        .run(client, case)
+        .await
 }
 
 /// How often, and how long in all, the run waited for its writes to show.

@@ -60,7 +60,7 @@ async fn users(client: &Client) -> BTreeSet<(String, String)> {
 }
 
 /// The users under /iam-conformance/, by name.
-async fn harness_users(client: &Client) -> BTreeSet<String> {
+pub(crate) async fn harness_users(client: &Client) -> BTreeSet<String> {
     users(client)
         .await
         .into_iter()

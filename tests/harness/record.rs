@@ -65,8 +65,19 @@ async fn recording_the_embedded_server_writes_every_class_as_the_snapshot_trial_
         .await
         .expect("the embedded server starts");
     let dir = scratch("record-embedded");
-    let ran = run_off_runtime(args(&server.url(), &dir, &["--region", "eu-west-1"])).await;
+    let ledgers = scratch("record-embedded-ledgers");
+    let ledger_dir = ledgers.display().to_string();
+    let ran = run_off_runtime(args(
+        &server.url(),
+        &dir,
+        &["--region", "eu-west-1", "--ledger-dir", &ledger_dir],
+    ))
+    .await;
     assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    // Every user the recordings made is gone, and so is their ledger.
+    let client = Client::new(target(server.url()), Duration::from_secs(10)).expect("a client");
+    assert!(crate::isolation::harness_users(&client).await.is_empty());
+    assert_eq!(std::fs::read_dir(&ledgers).expect("the ledger dir").count(), 0);
     assert!(
         ran.stderr.contains("is not AWS") && ran.stderr.contains("not golden"),
         "a recording from elsewhere than AWS must be called not golden\n{}",
@@ -345,7 +356,9 @@ async fn a_sequence_is_recorded_up_to_the_step_the_target_answers_otherwise() {
     .expect("a deviating server starts");
     let client = Client::new(target(deviating.url()), Duration::from_secs(10)).expect("a client");
     let recorded = Recorded::today(client.target(), SNAPSHOT_SEED);
-    let mut recording = record::record(&client, class, &recorded)
+    let ledger = iam_conformance::Ledger::in_memory(iam_conformance::RunId::new());
+    let session = iam_conformance::runner::Session::new(&ledger);
+    let mut recording = record::record(&client, &session, class, &recorded)
         .await
         .expect("an answer is recorded");
     assert_eq!(recording.sequence, ["CreateUser"], "{recording:#?}");
