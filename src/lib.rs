@@ -555,7 +555,7 @@ impl Plan {
     pub fn describe(&self) -> String {
         let pace = match self.policy.rate {
             Some(rate) => format!(
-                "at most {rate} requests/s: at least {:.0} minutes",
+                "at most {rate} requests/s: {:.1} minutes or more",
                 self.requests as f64 / rate / 60.0
             ),
             None => "no rate limit".to_string(),

@@ -161,3 +161,35 @@ fn with_allow_aws_the_plan_comes_first_and_max_requests_caps_the_run() {
     let kept = std::fs::read_dir(&ledgers).expect("the ledger dir").count();
     assert_eq!(kept, 1, "{}", ran.dump());
 }
+
+/// `--max-requests 0` is a dry run: the plan, and not one connection.
+#[test]
+fn max_requests_zero_prints_the_plan_and_sends_nothing() {
+    let proxy = Proxy::start();
+    let ledgers = crate::cli::scratch("aws-dry-run");
+    let ran = proxy.run(&[
+        "run",
+        "--endpoint",
+        AWS,
+        "--allow-aws",
+        "--only",
+        "update.*",
+        "--cases",
+        "2",
+        "--max-requests",
+        "0",
+        "--ledger-dir",
+        ledgers.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(ran.code, Some(3), "{}", ran.dump());
+    assert!(
+        ran.stderr.starts_with("plan: 31 classes, 62 cases; about "),
+        "{}",
+        ran.dump()
+    );
+    assert_eq!(proxy.connections(), 0, "{}", ran.dump());
+    assert_eq!(
+        std::fs::read_dir(&ledgers).expect("the ledger dir").count(),
+        0
+    );
+}

@@ -77,7 +77,10 @@ async fn recording_the_embedded_server_writes_every_class_as_the_snapshot_trial_
     // Every user the recordings made is gone, and so is their ledger.
     let client = Client::new(target(server.url()), Duration::from_secs(10)).expect("a client");
     assert!(crate::isolation::harness_users(&client).await.is_empty());
-    assert_eq!(std::fs::read_dir(&ledgers).expect("the ledger dir").count(), 0);
+    assert_eq!(
+        std::fs::read_dir(&ledgers).expect("the ledger dir").count(),
+        0
+    );
     assert!(
         ran.stderr.contains("is not AWS") && ran.stderr.contains("not golden"),
         "a recording from elsewhere than AWS must be called not golden\n{}",
