@@ -310,11 +310,10 @@ impl Run {
 
     /// How the client will send: the target's default policy with this run's overrides.
     pub fn policy(&self) -> Policy {
-        let probe = Target::new(
-            "http://127.0.0.1/".parse().expect("a URL"),
-            TargetKind::Embedded,
-        );
-        let mut policy = Policy::for_target(self.target.as_ref().unwrap_or(&probe));
+        let mut policy = self
+            .target
+            .as_ref()
+            .map_or_else(Policy::local, Policy::for_target);
         if let Some(n) = self.retries {
             policy.retries = n;
         }
@@ -376,6 +375,7 @@ impl Run {
     pub async fn execute(self) -> Result<Report, RunError> {
         let classes = self.validate()?;
         let policy = self.policy();
+        let own_server = self.target.is_none();
         let server;
         let target = match self.target {
             Some(t) => t,
@@ -391,7 +391,9 @@ impl Run {
         let client = wire::Client::new(target.clone(), self.timeout)
             .map_err(|e| RunError::Start(e.to_string()))?
             .with_policy(policy);
-        let ledger = match &self.ledger_dir {
+        // The embedded server's users die with it: its ledger need not outlive the run.
+        let ledger_dir = self.ledger_dir.as_ref().filter(|_| !own_server);
+        let ledger = match ledger_dir {
             Some(dir) => Ledger::on_disk(dir, self.run_id.clone(), target.endpoint.as_str())
                 .map_err(|e| RunError::Start(format!("ledger in {}: {e}", dir.display())))?,
             None => Ledger::in_memory(self.run_id.clone()),

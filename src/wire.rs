@@ -473,26 +473,35 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The default for a target: conservative against AWS (5 requests a
-    /// second, 5 retries from 500 ms up to 20 s, as the AWS SDKs back off),
-    /// quick against a local server (3 retries from 20 ms, no rate limit).
+    /// The default for a target: [`Policy::aws`] against AWS, else [`Policy::local`].
     pub fn for_target(target: &Target) -> Policy {
         if target.is_aws() {
-            Policy {
-                retries: 5,
-                backoff: Duration::from_millis(500),
-                max_backoff: Duration::from_secs(20),
-                rate: Some(5.0),
-                max_requests: None,
-            }
+            Policy::aws()
         } else {
-            Policy {
-                retries: 3,
-                backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(500),
-                rate: None,
-                max_requests: None,
-            }
+            Policy::local()
+        }
+    }
+
+    /// Conservative, as the AWS SDKs back off: 5 requests a second, 5
+    /// retries from 500 ms up to 20 s.
+    pub fn aws() -> Policy {
+        Policy {
+            retries: 5,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(20),
+            rate: Some(5.0),
+            max_requests: None,
+        }
+    }
+
+    /// Quick, against a server on this machine: 3 retries from 20 ms, no rate limit.
+    pub fn local() -> Policy {
+        Policy {
+            retries: 3,
+            backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(500),
+            rate: None,
+            max_requests: None,
         }
     }
 
