@@ -37,6 +37,7 @@ use url::Url;
 
 use crate::oracle::{self, Key, Message, Prediction, Provenance, State, Success};
 use crate::spec::Operation;
+use crate::xml::Element;
 
 /// The largest request body the server reads; a longer one gets 413.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -73,6 +74,10 @@ pub enum Deviation {
     CaseInsensitiveStatus,
     /// Accept user names of any length.
     NoUserNameLengthCheck,
+    /// Answer an upload with the new key's id in lower case (`apka…`).
+    LowerCaseKeyIds,
+    /// Leave the user's path out of every ARN (`…:user/name`).
+    ArnWithoutPath,
 }
 
 /// How the server behaves.
@@ -561,9 +566,18 @@ impl Shared {
                 _ => {}
             }
         }
+        if self.deviates(Deviation::LowerCaseKeyIds)
+            && prediction.operation == Some(Operation::UploadSSHPublicKey)
+            && let Ok(Success::Key { key, .. }) = &mut prediction.result
+        {
+            key.id = key.id.to_lowercase();
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut envelope =
             oracle::envelope(&prediction, &request_id).expect("non-redirects have a body");
+        if self.deviates(Deviation::ArnWithoutPath) {
+            drop_arn_paths(&mut envelope);
+        }
         if self.deviates(Deviation::WrongNamespace) {
             envelope.namespace = Some("https://iam.amazonaws.com/doc/2010-05-08".into());
         }
@@ -582,6 +596,17 @@ impl Shared {
             .body(Full::new(Bytes::from(envelope.render())))
             .expect("a valid response")
     }
+}
+
+/// `arn:aws:iam::<account>:user/<path>/<name>` → `…:user/<name>`, everywhere in the tree.
+fn drop_arn_paths(el: &mut Element) {
+    if el.name == "Arn"
+        && let Some((head, rest)) = el.text.split_once(":user/")
+        && let Some((_, name)) = rest.rsplit_once('/')
+    {
+        el.text = format!("{head}:user/{name}");
+    }
+    el.children.iter_mut().for_each(drop_arn_paths);
 }
 
 /// The service of a SigV4 `Authorization` header's credential scope

@@ -225,6 +225,32 @@ async fn checks_below_the_run_level_do_not_run() {
 }
 
 #[tokio::test]
+async fn a_key_id_not_of_the_form_aws_issues_fails_the_id_form_check() {
+    caught(
+        Deviation::LowerCaseKeyIds,
+        "upload.ok.rsa",
+        "shape.id_form",
+        Verdict::Fail,
+    )
+    .await;
+}
+
+/// The account in an ARN is the target's own, but the path is the user's:
+/// an ARN without it is a field divergence.
+#[tokio::test]
+async fn an_arn_without_the_users_path_fails_the_fields_check() {
+    let report = caught(
+        Deviation::ArnWithoutPath,
+        "user.get.ok",
+        "shape.fields",
+        Verdict::Fail,
+    )
+    .await;
+    let d = &report.divergences[0].divergence;
+    assert!(d.actual.contains(":user/iam-conformance/"), "{}", d.actual);
+}
+
+#[tokio::test]
 async fn the_faithful_server_passes_every_class() {
     let report = Run::embedded()
         .cases(10)
