@@ -11,7 +11,7 @@
 //! A ledger whose users are all deleted is removed when the run finishes;
 //! one that still lists users stays for `clean`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -98,8 +98,9 @@ enum Line {
 pub struct Ledger {
     run_id: RunId,
     file: Option<(PathBuf, Mutex<File>)>,
-    /// Per user name: whether it may still exist.
-    users: Mutex<BTreeMap<String, bool>>,
+    /// The users that may still exist (a deleted one is forgotten, so a long
+    /// run's memory does not grow with its cases).
+    live: Mutex<BTreeSet<String>>,
 }
 
 impl Ledger {
@@ -108,7 +109,7 @@ impl Ledger {
         Ledger {
             run_id,
             file: None,
-            users: Mutex::default(),
+            live: Mutex::default(),
         }
     }
 
@@ -123,7 +124,7 @@ impl Ledger {
         let ledger = Ledger {
             run_id: run_id.clone(),
             file: Some((path, Mutex::new(file))),
-            users: Mutex::default(),
+            live: Mutex::default(),
         };
         ledger.append(&Line::Run {
             run_id,
@@ -156,21 +157,18 @@ impl Ledger {
     /// as live. Fails when the note cannot be written: then the user must not
     /// be created.
     pub fn creating(&self, user: &str) -> io::Result<bool> {
-        if self.lock().get(user) == Some(&true) {
+        if self.lock().contains(user) {
             return Ok(false);
         }
         self.append(&Line::Create {
             user: user.to_string(),
         })?;
-        self.lock().insert(user.to_string(), true);
-        Ok(true)
+        Ok(self.lock().insert(user.to_string()))
     }
 
     /// Notes a user as gone (or as never created: its CreateUser was refused).
     pub fn deleted(&self, user: &str) {
-        if let Some(live) = self.lock().get_mut(user) {
-            *live = false;
-        }
+        self.lock().remove(user);
         // The in-memory note is what this run's sweep reads; a lost line
         // only makes a later `clean` look for a user that is gone.
         let _ = self.append(&Line::Delete {
@@ -180,11 +178,7 @@ impl Ledger {
 
     /// Users created and not (yet) known to be deleted.
     pub fn outstanding(&self) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, live)| **live)
-            .map(|(u, _)| u.clone())
-            .collect()
+        self.lock().iter().cloned().collect()
     }
 
     /// Ends the ledger: with nothing outstanding its file is removed; else it
@@ -199,8 +193,8 @@ impl Ledger {
         outstanding
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
-        self.users.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -224,14 +218,14 @@ impl LedgerFile {
         let Ok(Line::Run { run_id, endpoint }) = serde_json::from_str(&first) else {
             return Err(bad(format!("{} is not a ledger", path.display())));
         };
-        let mut users = BTreeMap::new();
+        let mut live = BTreeSet::new();
         for line in lines {
             match serde_json::from_str(&line?) {
                 Ok(Line::Create { user }) => {
-                    users.insert(user, true);
+                    live.insert(user);
                 }
                 Ok(Line::Delete { user }) => {
-                    users.insert(user, false);
+                    live.remove(&user);
                 }
                 Ok(Line::Run { .. }) | Err(_) => {}
             }
@@ -240,11 +234,7 @@ impl LedgerFile {
             path: path.to_path_buf(),
             run_id,
             endpoint,
-            outstanding: users
-                .into_iter()
-                .filter(|(_, live)| *live)
-                .map(|(u, _)| u)
-                .collect(),
+            outstanding: live.into_iter().collect(),
         })
     }
 
@@ -306,6 +296,21 @@ mod tests {
         }
         assert!(RunId::parse("ab12c").is_none());
         assert!(RunId::parse("../../").is_none());
+    }
+
+    #[test]
+    fn a_user_deleted_and_created_again_is_outstanding_again() {
+        let ledger = Ledger::in_memory(RunId::new());
+        let user = format!("{}-1-0", ledger.run_id().prefix());
+        assert!(ledger.creating(&user).unwrap());
+        assert!(!ledger.creating(&user).unwrap(), "already live");
+        ledger.deleted(&user);
+        assert!(ledger.outstanding().is_empty());
+        assert!(
+            ledger.creating(&user).unwrap(),
+            "a sequence may re-create it"
+        );
+        assert_eq!(ledger.outstanding(), vec![user]);
     }
 
     #[test]
