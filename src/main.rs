@@ -9,12 +9,13 @@ use clap::{Args, Parser, Subcommand};
 use iam_conformance::matrix::exit_meaning;
 use iam_conformance::profile::{self, Env, Signing};
 use iam_conformance::regression::Regression;
-use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, Session, run_case};
+use iam_conformance::runner::{CaseOutcome, SNAPSHOT_SEED, Session, run_case_in};
 use iam_conformance::snapshot::Recorded;
 use iam_conformance::wire::Client;
 use iam_conformance::{
-    Baseline, Faults, Level, Matrix, Policy, Run, RunError, Server, ServerConfig, Target,
-    TargetKind, TargetRun, catalogue, exit, junit, markdown, record, regression, select,
+    Baseline, Faults, Ledger, Level, Matrix, Plan, Policy, Run, RunError, RunId, Server,
+    ServerConfig, Target, TargetKind, TargetRun, catalogue, exit, junit, markdown, record,
+    regression, select,
 };
 
 /// A property-based conformance harness for the AWS IAM SSH-public-key API.
@@ -44,20 +45,34 @@ enum Command {
     Record(RecordArgs),
     /// Re-run a saved reproducer (a file of corpus/regressions/): its fixtures
     /// and request, or its whole sequence, re-signed, with every check's verdict.
-    Replay {
-        /// The saved reproducer (JSON).
-        file: PathBuf,
-        /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
-        /// none: the embedded reference server).
-        #[arg(long)]
-        endpoint: Option<String>,
-        /// What kind of target the endpoint is.
-        #[arg(long, value_enum)]
-        target_kind: Option<TargetKind>,
-        /// Permit a replay against real AWS (amazonaws.com).
-        #[arg(long)]
-        allow_aws: bool,
-    },
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The saved reproducer (JSON).
+    file: PathBuf,
+    /// The IAM endpoint (else AWS_ENDPOINT_URL_IAM, then AWS_ENDPOINT_URL;
+    /// none: the embedded reference server).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// What kind of target the endpoint is.
+    #[arg(long, value_enum)]
+    target_kind: Option<TargetKind>,
+    /// The signing region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's
+    /// region, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
+    /// Permit a replay against real AWS (amazonaws.com).
+    #[arg(long)]
+    allow_aws: bool,
+    /// Where the ledger of the users the replay creates goes (default: ~/.local/state/iam-conformance/ledgers).
+    #[arg(long, value_name = "DIR")]
+    ledger_dir: Option<PathBuf>,
+    /// Wait at most this many seconds for writes to show in reads (eventual
+    /// consistency; default: 10 against AWS, 0 otherwise).
+    #[arg(long, value_parser = seconds, allow_negative_numbers = true)]
+    consistency_wait: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -291,12 +306,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => runtime.block_on(clean(args)),
         Command::List => list(),
         Command::Record(args) => runtime.block_on(record(args)),
-        Command::Replay {
-            file,
-            endpoint,
-            target_kind,
-            allow_aws,
-        } => runtime.block_on(replay(&file, endpoint, target_kind, allow_aws)),
+        Command::Replay(args) => runtime.block_on(replay(args)),
     };
     ExitCode::from(code)
 }
@@ -643,25 +653,26 @@ fn write(path: &Path, text: &str) -> Result<(), u8> {
 
 /// Replays one saved reproducer and prints each check's verdict: exit 0 when
 /// the target answers as AWS does, 1 when it diverges, 3 on transport trouble.
-async fn replay(
-    file: &Path,
-    endpoint: Option<String>,
-    kind: Option<TargetKind>,
-    allow_aws: bool,
-) -> u8 {
-    let regression = match Regression::load(file) {
+async fn replay(args: ReplayArgs) -> u8 {
+    let regression = match Regression::load(&args.file) {
         Ok(r) => r,
         Err(e) => return fail(&RunError::Usage(e)),
     };
     let server;
     let env = Env::process();
-    let target = match profile::endpoint(&env, endpoint.as_deref()) {
+    let (target, ledger_dir) = match profile::endpoint(&env, args.endpoint.as_deref()) {
         Some(e) => {
-            let target = profile::resolve(&env, None)
-                .and_then(|signing| target(&e, kind, &signing))
-                .and_then(|t| t.guard(allow_aws).map(|()| t));
+            let target = profile::resolve(&env, args.region.as_deref())
+                .and_then(|signing| target(&e, args.target_kind, &signing))
+                .and_then(|t| t.guard(args.allow_aws).map(|()| t));
             match target {
-                Ok(t) => t,
+                Ok(t) => (
+                    t,
+                    Some(
+                        args.ledger_dir
+                            .unwrap_or_else(iam_conformance::ledger::default_dir),
+                    ),
+                ),
                 Err(e) => return fail(&e),
             }
         }
@@ -670,17 +681,21 @@ async fn replay(
                 Ok(s) => s,
                 Err(e) => return fail(&RunError::Start(format!("embedded server: {e}"))),
             };
-            Target::new(server.url(), TargetKind::Embedded)
+            // Its users die with it: no ledger on disk.
+            (Target::new(server.url(), TargetKind::Embedded), None)
         }
     };
-    let client = match Client::new(target, Duration::from_secs(10)) {
-        Ok(c) => c,
-        Err(e) => return fail(&RunError::Start(e.to_string())),
+    let careful = match Careful::new(target, Duration::from_secs(10), ledger_dir, |plan| {
+        plan.classes = 1;
+        plan.add(&regression.case);
+    }) {
+        Ok(c) => c.consistency_wait(args.consistency_wait),
+        Err(e) => return fail(&e),
     };
-    let target = client.target();
+    let target = careful.client.target();
     println!(
         "replaying {} ({} {}, found on {}) against {} in {} with {}",
-        file.display(),
+        args.file.display(),
         regression.class,
         regression.check,
         regression.found_on,
@@ -688,7 +703,12 @@ async fn replay(
         target.region,
         target.credentials.source()
     );
-    let run = run_case(&client, &regression.case, Level::Messages).await;
+    let session = careful.session();
+    let work = run_case_in(&careful.client, &regression.case, Level::Messages, &session);
+    let run = match careful.guard(work).await {
+        Ok(run) => run,
+        Err(e) => return fail(&e),
+    };
     for request in run.exchange.setup.iter().chain(&run.exchange.request) {
         println!("  sent {}", request.form());
     }
@@ -793,6 +813,80 @@ async fn clean(args: CleanArgs) -> u8 {
     }
 }
 
+/// How work outside a run (record, replay) sends: as carefully as a run,
+/// with the target's policy (retries, and a rate limit against AWS), its wait
+/// for consistency, a ledger of the users it creates, and its clean-up swept
+/// at the end, on Ctrl-C and after a panic.
+struct Careful {
+    client: Client,
+    ledger: Ledger,
+    wait: Duration,
+}
+
+impl Careful {
+    /// Against AWS the plan (filled in by `plan`) is printed first. The
+    /// ledger goes to `ledger_dir`, else it is kept in memory.
+    fn new(
+        target: Target,
+        timeout: Duration,
+        ledger_dir: Option<PathBuf>,
+        plan: impl FnOnce(&mut Plan),
+    ) -> Result<Careful, RunError> {
+        let policy = Policy::for_target(&target);
+        let run_id = RunId::new();
+        if target.is_aws() {
+            let mut p = Plan::new(&run_id, policy.clone());
+            plan(&mut p);
+            eprintln!("{}", p.describe());
+        }
+        let ledger = match ledger_dir {
+            Some(dir) => Ledger::on_disk(&dir, run_id, target.endpoint.as_str())
+                .map_err(|e| RunError::Start(format!("ledger in {}: {e}", dir.display())))?,
+            None => Ledger::in_memory(run_id),
+        };
+        let wait = Session::default_wait(&target);
+        let client = Client::new(target, timeout)
+            .map_err(|e| RunError::Start(e.to_string()))?
+            .with_policy(policy);
+        Ok(Careful {
+            client,
+            ledger,
+            wait,
+        })
+    }
+
+    /// Another wait for consistency than the target's default.
+    fn consistency_wait(mut self, wait: Option<Duration>) -> Careful {
+        if let Some(wait) = wait {
+            self.wait = wait;
+        }
+        self
+    }
+
+    fn session(&self) -> Session<'_> {
+        Session {
+            ledger: &self.ledger,
+            consistency_wait: self.wait,
+        }
+    }
+
+    /// Does the work under [`iam_conformance::guarded`]: its output, or
+    /// [`RunError::Interrupted`] after Ctrl-C.
+    async fn guard<T>(&self, work: impl Future<Output = T>) -> Result<T, RunError> {
+        let guarded = iam_conformance::guarded(&self.client, &self.ledger, true, work).await;
+        if !guarded.left_behind.is_empty() {
+            eprintln!(
+                "warning: {} user(s) could not be deleted; run `iam-conformance clean`",
+                guarded.left_behind.len()
+            );
+        }
+        guarded.output.ok_or(RunError::Interrupted {
+            left_behind: guarded.left_behind,
+            ledger: guarded.ledger,
+        })
+    }
+}
+
 /// Where `record` sends when no endpoint is given: IAM's global endpoint.
 const AWS_IAM_ENDPOINT: &str = "https://iam.amazonaws.com/";
 
@@ -823,41 +917,20 @@ async fn record(args: RecordArgs) -> u8 {
         );
     }
     let recorded = Recorded::today(&target, args.seed);
-    // Against AWS: retries after throttling and 5xx, a rate limit, waits for
-    // consistency, and a ledger on disk, as a run has.
-    let policy = Policy::for_target(&target);
-    let run_id = iam_conformance::RunId::new();
-    if is_aws {
-        let mut plan = iam_conformance::Plan::new(&run_id, policy.clone());
-        for class in &classes {
-            plan.classes += 1;
-            plan.add(&iam_conformance::runner::minimal_case(class, args.seed));
-        }
-        eprintln!("{}", plan.describe());
-    }
-    let wait = Session::default_wait(&target);
     let ledgers = args
         .ledger_dir
         .clone()
         .unwrap_or_else(iam_conformance::ledger::default_dir);
-    let ledger = match iam_conformance::Ledger::on_disk(&ledgers, run_id, target.endpoint.as_str())
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return fail(&RunError::Start(format!(
-                "ledger in {}: {e}",
-                ledgers.display()
-            )));
+    let careful = match Careful::new(target, timeout, Some(ledgers), |plan| {
+        for class in &classes {
+            plan.classes += 1;
+            plan.add(&iam_conformance::runner::minimal_case(class, args.seed));
         }
+    }) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
     };
-    let client = match Client::new(target, timeout) {
-        Ok(c) => c.with_policy(policy),
-        Err(e) => return fail(&RunError::Start(e.to_string())),
-    };
-    let session = Session {
-        ledger: &ledger,
-        consistency_wait: wait,
-    };
+    let client = &careful.client;
     eprintln!(
         "iam-conformance: recording {} classes from {} in {} with {} into {}",
         classes.len(),
@@ -866,33 +939,22 @@ async fn record(args: RecordArgs) -> u8 {
         client.target().credentials.source(),
         args.out.display()
     );
+    let session = careful.session();
     let work = record::record_into(
         &args.out,
-        &client,
+        client,
         &session,
         &classes,
         &recorded,
         &|class, what| eprintln!("{what:>12}  {class}"),
     );
-    let guarded = iam_conformance::guarded(&client, &ledger, true, work).await;
-    if !guarded.left_behind.is_empty() {
-        eprintln!(
-            "warning: {} user(s) could not be deleted; run `iam-conformance clean`",
-            guarded.left_behind.len()
-        );
-    }
-    let summary = match guarded.output {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
+    let summary = match careful.guard(work).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             eprintln!("error: failed to {e}");
             return exit::USAGE;
         }
-        None => {
-            return fail(&RunError::Interrupted {
-                left_behind: guarded.left_behind,
-                ledger: guarded.ledger,
-            });
-        }
+        Err(e) => return fail(&e),
     };
     print!("{summary}");
     if is_aws && summary.new.len() + summary.changed.len() > 0 {

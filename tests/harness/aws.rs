@@ -68,6 +68,11 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
     let ledgers = ledgers.to_str().expect("UTF-8");
     let recordings = crate::cli::scratch("aws-guard-record").join("recordings");
     let recordings = recordings.to_str().expect("UTF-8");
+    let saved = crate::cli::saved_case(
+        &crate::cli::scratch("aws-guard-replay"),
+        "update.ok.deactivate",
+    );
+    let saved = saved.to_str().expect("UTF-8");
     for args in [
         vec![
             "run",
@@ -83,6 +88,7 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
         vec!["record", "--endpoint", AWS, "--out", recordings],
         // record's default endpoint is AWS's.
         vec!["record", "--out", recordings],
+        vec!["replay", saved, "--endpoint", AWS, "--ledger-dir", ledgers],
     ] {
         let ran = proxy.run(&args);
         assert_eq!(ran.code, Some(2), "{args:?}\n{}", ran.dump());
@@ -192,4 +198,42 @@ fn max_requests_zero_prints_the_plan_and_sends_nothing() {
         std::fs::read_dir(&ledgers).expect("the ledger dir").count(),
         0
     );
+}
+
+/// `replay --allow-aws` is as careful as a run: the plan first, and a ledger
+/// on disk that keeps the user its refused CreateUser may have made; it
+/// signs for the region it is given.
+#[test]
+fn a_replay_against_aws_prints_its_plan_first_and_keeps_a_ledger() {
+    let proxy = Proxy::start();
+    let dir = crate::cli::scratch("aws-replay");
+    let saved = crate::cli::saved_case(&dir, "update.ok.deactivate");
+    let ledgers = dir.join("ledgers");
+    let ran = proxy.run(&[
+        "replay",
+        saved.to_str().expect("UTF-8"),
+        "--endpoint",
+        AWS,
+        "--allow-aws",
+        "--region",
+        "eu-west-1",
+        "--ledger-dir",
+        ledgers.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(ran.code, Some(3), "{}", ran.dump());
+    assert!(
+        ran.stderr.starts_with("plan: 1 classes, 1 cases; about "),
+        "{}",
+        ran.dump()
+    );
+    assert!(ran.stderr.contains("at most 5 requests/s"), "{}", ran.dump());
+    assert!(ran.stdout.contains("in eu-west-1"), "{}", ran.dump());
+    assert_eq!(
+        proxy.connections(),
+        3,
+        "CreateUser, then the sweep's ListSSHPublicKeys and DeleteUser\n{}",
+        ran.dump()
+    );
+    let kept = std::fs::read_dir(&ledgers).expect("the ledger dir").count();
+    assert_eq!(kept, 1, "{}", ran.dump());
 }

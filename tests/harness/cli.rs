@@ -92,6 +92,23 @@ pub(crate) fn scratch(test: &str) -> PathBuf {
     dir
 }
 
+/// The simplest case of a class saved as a regression file in `dir`, for `replay`.
+pub(crate) fn saved_case(dir: &Path, class: &str) -> PathBuf {
+    let class = suite::class(class).expect("a class");
+    let saved = iam_conformance::Regression {
+        found_on: "a test".into(),
+        class: class.id.to_string(),
+        check: "shape.state".into(),
+        expected: String::new(),
+        actual: String::new(),
+        case: iam_conformance::runner::minimal_case(class, 1),
+        exchange: iam_conformance::runner::Exchange::default(),
+    };
+    let file = dir.join(format!("{}.json", class.id));
+    std::fs::write(&file, serde_json::to_string_pretty(&saved).expect("JSON")).expect("written");
+    file
+}
+
 fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));

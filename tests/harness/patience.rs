@@ -260,3 +260,58 @@ async fn waits_for_consistency_are_bounded_used_and_reported() {
     );
     assert_eq!(hasty.run.consistency_waits.count, 0);
 }
+
+/// `replay` waits for consistency as a run does: against reads that lag by
+/// 300 ms, a saved update replays clean with `--consistency-wait`, and sees
+/// the stale state without it; either way its users are gone afterwards.
+#[test]
+fn replay_waits_for_consistency_and_cleans_up() {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let server = rt
+        .block_on(iam_conformance::Server::start(
+            0,
+            ServerConfig {
+                faults: Faults {
+                    consistency_delay: Duration::from_millis(300),
+                    ..Faults::default()
+                },
+                ..ServerConfig::default()
+            },
+        ))
+        .expect("the embedded server starts");
+    let dir = crate::cli::scratch("replay-wait");
+    let file = crate::cli::saved_case(&dir, "update.ok.deactivate");
+    let ledgers = dir.join("ledgers");
+    let replay = |wait: &str| {
+        crate::cli::run(&[
+            "replay",
+            file.to_str().expect("UTF-8"),
+            "--endpoint",
+            server.url().as_str(),
+            "--ledger-dir",
+            ledgers.to_str().expect("UTF-8"),
+            "--consistency-wait",
+            wait,
+        ])
+    };
+    let patient = replay("5");
+    assert_eq!(patient.code, Some(0), "{}", patient.dump());
+    assert!(!patient.stdout.contains("fail"), "{}", patient.dump());
+    let hasty = replay("0");
+    assert_eq!(hasty.code, Some(1), "{}", hasty.dump());
+    assert!(
+        hasty.stdout.contains("expected {\"APKA"),
+        "a stale read of the key's status\n{}",
+        hasty.dump()
+    );
+    // Reads lag: look once they have caught up.
+    std::thread::sleep(Duration::from_millis(400));
+    let client = Client::new(target(server.url()), PATIENT).expect("a client");
+    let left = rt.block_on(crate::isolation::harness_users(&client));
+    assert!(left.is_empty(), "replay left {left:?}");
+    let kept: Vec<_> = std::fs::read_dir(&ledgers)
+        .expect("the ledger dir")
+        .collect();
+    assert!(kept.is_empty(), "a ledger with nothing outstanding goes");
+    let _ = std::fs::remove_dir_all(dir);
+}
