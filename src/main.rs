@@ -63,7 +63,7 @@ struct ReplayArgs {
     /// region, us-east-1).
     #[arg(long)]
     region: Option<String>,
-    /// Permit a replay against real AWS (amazonaws.com).
+    /// Permit a replay against real AWS (amazonaws.com, any AWS partition).
     #[arg(long)]
     allow_aws: bool,
     /// Where the ledger of the users the replay creates goes (default: ~/.local/state/iam-conformance/ledgers).
@@ -113,7 +113,7 @@ struct CleanArgs {
     /// List what would be deleted, delete nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Permit cleaning real AWS (amazonaws.com).
+    /// Permit cleaning real AWS (amazonaws.com, any AWS partition).
     #[arg(long)]
     allow_aws: bool,
 }
@@ -205,7 +205,7 @@ struct RecordArgs {
     /// The seed each class's simplest case is shrunk from (the snapshot trials' own by default).
     #[arg(long, default_value_t = SNAPSHOT_SEED)]
     seed: u64,
-    /// Permit recording from real AWS (amazonaws.com).
+    /// Permit recording from real AWS (amazonaws.com, any AWS partition).
     #[arg(long)]
     allow_aws: bool,
     /// Where the recordings go, one <class>.json per class.
@@ -251,7 +251,7 @@ struct SettingsArgs {
     /// are reported as not run and the run exits 3 (default: no deadline).
     #[arg(long, value_parser = positive_seconds, allow_negative_numbers = true)]
     deadline: Option<Duration>,
-    /// Permit a run against real AWS (amazonaws.com).
+    /// Permit a run against real AWS (amazonaws.com, any AWS partition).
     #[arg(long)]
     allow_aws: bool,
     /// Retries after a throttled or 5xx answer, with backoff and jitter

@@ -355,9 +355,29 @@ impl Target {
     }
 }
 
-/// Whether a host is real AWS: amazonaws.com or one of its subdomains.
+/// The DNS suffixes of AWS's partitions, their `dnsSuffix` and
+/// `dualStackDnsSuffix` in the SDKs' partitions.json: aws and aws-us-gov,
+/// aws-cn, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc.
+const AWS_DNS_SUFFIXES: &[&str] = &[
+    "amazonaws.com",
+    "api.aws",
+    "amazonaws.com.cn",
+    "api.amazonwebservices.com.cn",
+    "c2s.ic.gov",
+    "sc2s.sgov.gov",
+    "cloud.adc-e.uk",
+    "csp.hci.ic.gov",
+    "amazonaws.eu",
+];
+
+/// Whether a host is real AWS: one of its partitions' domains or a
+/// subdomain, in any case, written with or without the root's final dot.
 pub fn is_aws_host(host: &str) -> bool {
-    host == "amazonaws.com" || host.ends_with(".amazonaws.com")
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    AWS_DNS_SUFFIXES.iter().any(|suffix| {
+        host.strip_suffix(suffix)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+    })
 }
 
 /// What came back, parsed far enough to judge.
@@ -1033,8 +1053,30 @@ mod tests {
     #[test]
     fn aws_endpoints_are_recognised() {
         let t = |u: &str| Target::new(u.parse().unwrap(), TargetKind::Generic).is_aws();
-        assert!(t("https://iam.amazonaws.com/"));
-        assert!(!t("http://127.0.0.1:5000/"));
-        assert!(!t("https://amazonaws.com.example.org/"));
+        for aws in [
+            "https://iam.amazonaws.com/",
+            "https://IAM.AmazonAWS.com/",
+            "https://iam.amazonaws.com./",
+            "https://iam%2Eamazonaws%2Ecom/",
+            "https://user@iam.amazonaws.com:443/",
+            "https://iam-fips.amazonaws.com/",
+            "https://iam.us-gov.amazonaws.com/",
+            "https://iam.global.api.aws/",
+            "https://iam.cn-north-1.amazonaws.com.cn/",
+            "https://iam.us-iso-east-1.c2s.ic.gov/",
+            "https://iam.us-isob-east-1.sc2s.sgov.gov/",
+            "https://amazonaws.com/",
+        ] {
+            assert!(t(aws), "{aws} is AWS");
+        }
+        for other in [
+            "http://127.0.0.1:5000/",
+            "https://amazonaws.com.example.org/",
+            "https://notamazonaws.com/",
+            "https://iam.amazonaws.co/",
+            "http://localhost.localstack.cloud:4566/",
+        ] {
+            assert!(!t(other), "{other} is not AWS");
+        }
     }
 }

@@ -89,6 +89,21 @@ fn without_allow_aws_no_command_sends_anything_to_aws() {
         // record's default endpoint is AWS's.
         vec!["record", "--out", recordings],
         vec!["replay", saved, "--endpoint", AWS, "--ledger-dir", ledgers],
+        // AWS by other names: the root's final dot, another partition.
+        vec![
+            "run",
+            "--endpoint",
+            "https://iam.amazonaws.com./",
+            "--cases",
+            "1",
+        ],
+        vec![
+            "run",
+            "--endpoint",
+            "https://iam.cn-north-1.amazonaws.com.cn/",
+            "--cases",
+            "1",
+        ],
     ] {
         let ran = proxy.run(&args);
         assert_eq!(ran.code, Some(2), "{args:?}\n{}", ran.dump());
@@ -226,7 +241,11 @@ fn a_replay_against_aws_prints_its_plan_first_and_keeps_a_ledger() {
         "{}",
         ran.dump()
     );
-    assert!(ran.stderr.contains("at most 5 requests/s"), "{}", ran.dump());
+    assert!(
+        ran.stderr.contains("at most 5 requests/s"),
+        "{}",
+        ran.dump()
+    );
     assert!(ran.stdout.contains("in eu-west-1"), "{}", ran.dump());
     assert_eq!(
         proxy.connections(),
