@@ -256,3 +256,32 @@ fn a_replay_against_aws_prints_its_plan_first_and_keeps_a_ledger() {
     let kept = std::fs::read_dir(&ledgers).expect("the ledger dir").count();
     assert_eq!(kept, 1, "{}", ran.dump());
 }
+
+/// The plan's count of requests is what a run with nothing to shrink sends,
+/// or a little more, never less: class by class against the embedded server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plan_bounds_the_requests_of_a_conformant_run() {
+    let (mut planned, mut sent) = (0, 0);
+    for class in iam_conformance::catalogue() {
+        let run = iam_conformance::Run::embedded()
+            .only(vec![class.id.to_string()])
+            .cases(5)
+            .seed(3);
+        let plan = run.plan().expect("a plan");
+        let report = run.execute().await.expect("the run starts");
+        assert_eq!(report.exit_code(), 0, "{}", report.render_console());
+        let actual = report.run.traffic.requests;
+        assert!(
+            plan.requests >= actual,
+            "{}: planned {} requests, sent {actual}",
+            class.id,
+            plan.requests
+        );
+        planned += plan.requests;
+        sent += actual;
+    }
+    assert!(
+        planned * 4 <= sent * 5,
+        "the plan is within 25 % of the run: planned {planned}, sent {sent}"
+    );
+}
