@@ -113,24 +113,32 @@ impl Ledger {
         }
     }
 
-    /// A ledger written to `dir/<run-id>.jsonl` as the run goes.
+    /// A ledger written to `dir/<run-id>.jsonl` as the run goes. The file
+    /// appears with its first line whole (written aside, then linked in), so
+    /// a reader never finds it empty; an existing ledger is never replaced.
     pub fn on_disk(dir: &Path, run_id: RunId, endpoint: &str) -> io::Result<Ledger> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.jsonl", run_id.as_str()));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
-        let ledger = Ledger {
+        let aside = dir.join(format!("{}.jsonl.new", run_id.as_str()));
+        let header = Line::Run {
             run_id: run_id.clone(),
+            endpoint: endpoint.to_string(),
+        };
+        let mut first = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&aside)?;
+        write_line(&mut first, &header)?;
+        drop(first);
+        let linked = std::fs::hard_link(&aside, &path);
+        let _ = std::fs::remove_file(&aside);
+        linked?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(Ledger {
+            run_id,
             file: Some((path, Mutex::new(file))),
             live: Mutex::default(),
-        };
-        ledger.append(&Line::Run {
-            run_id,
-            endpoint: endpoint.to_string(),
-        })?;
-        Ok(ledger)
+        })
     }
 
     pub fn run_id(&self) -> &RunId {
@@ -146,11 +154,7 @@ impl Ledger {
         let Some((_, file)) = &self.file else {
             return Ok(());
         };
-        let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
-        text.push('\n');
-        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(text.as_bytes())?;
-        file.flush()
+        write_line(&mut file.lock().unwrap_or_else(|e| e.into_inner()), line)
     }
 
     /// Notes a user about to be created; whether it was not already noted
@@ -196,6 +200,14 @@ impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Writes one line, whole, and flushes it.
+fn write_line(file: &mut File, line: &Line) -> io::Result<()> {
+    let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
+    text.push('\n');
+    file.write_all(text.as_bytes())?;
+    file.flush()
 }
 
 /// A ledger file read back: its run, its endpoint and the users it leaves outstanding.
@@ -318,6 +330,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("iamc-ledger-{}", RunId::new().as_str()));
         let id = RunId::new();
         let ledger = Ledger::on_disk(&dir, id.clone(), "http://127.0.0.1:1/").unwrap();
+        assert!(
+            Ledger::on_disk(&dir, id.clone(), "http://127.0.0.1:2/").is_err(),
+            "another run's ledger is never replaced"
+        );
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [format!("{}.jsonl", id.as_str())], "nothing aside");
         let user = |n: u32| format!("{}-{n}-0", id.prefix());
         for n in 0..3 {
             ledger.creating(&user(n)).unwrap();

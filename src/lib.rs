@@ -101,7 +101,7 @@ fn left_behind_note(left: &[String], ledger: Option<&str>) -> String {
         return "everything the run created was deleted".into();
     }
     format!(
-        "{} user(s) could not be deleted{}: run `iam-conformance clean`",
+        "{} user(s) were not deleted{}: run `iam-conformance clean`",
         left.len(),
         ledger.map(|l| format!(" (ledger {l})")).unwrap_or_default()
     )
@@ -460,7 +460,8 @@ pub struct Guarded<T> {
 
 /// Does `work`, whose users go into `ledger`; however it ends (done, a
 /// panic, or Ctrl-C when `ctrl_c`), deletes every user the ledger still
-/// lists before returning (or before the panic goes on unwinding).
+/// lists before returning (or before the panic goes on unwinding). A second
+/// Ctrl-C stops that clean-up: what is left stays in the ledger for `clean`.
 pub async fn guarded<T>(
     client: &wire::Client,
     ledger: &Ledger,
@@ -468,20 +469,23 @@ pub async fn guarded<T>(
     work: impl std::future::Future<Output = T>,
 ) -> Guarded<T> {
     let work = AssertUnwindSafe(work).catch_unwind();
-    let interrupted = async {
-        if ctrl_c && tokio::signal::ctrl_c().await.is_ok() {
-            return;
-        }
-        std::future::pending::<()>().await
-    };
-    let mut interrupted = std::pin::pin!(interrupted);
     // Listen before the first request leaves: from then on Ctrl-C is ours.
-    let _ = interrupted.as_mut().now_or_never();
+    let interrupted = next_ctrl_c(ctrl_c);
     let finished = tokio::select! {
         done = work => Some(done),
         () = interrupted => None,
     };
-    runner::sweep(client, ledger).await;
+    let stop = next_ctrl_c(ctrl_c);
+    if finished.is_none() {
+        eprintln!(
+            "interrupted: deleting what the run created (Ctrl-C again to stop, and leave it \
+             to `iam-conformance clean`)"
+        );
+    }
+    tokio::select! {
+        _ = runner::sweep(client, ledger) => {}
+        () = stop => eprintln!("clean-up stopped"),
+    }
     let left_behind = ledger.finish();
     let file = (!left_behind.is_empty())
         .then(|| ledger.file().map(|p| p.display().to_string()))
@@ -496,6 +500,20 @@ pub async fn guarded<T>(
         left_behind,
         ledger: file,
     }
+}
+
+/// Resolves at the next Ctrl-C (never, unless `enabled`), listening from
+/// the moment it is made.
+fn next_ctrl_c(enabled: bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    let mut next = Box::pin(async move {
+        if enabled && tokio::signal::ctrl_c().await.is_ok() {
+            return;
+        }
+        std::future::pending::<()>().await
+    });
+    // The first poll registers the listener.
+    let _ = next.as_mut().now_or_never();
+    next
 }
 
 /// What a run will do, worked out from its cases before anything is sent.

@@ -287,3 +287,74 @@ async fn a_crashed_server_is_transport_trouble_and_the_ledger_keeps_its_users() 
     let ledger = LedgerFile::all(&dir).expect("reads").remove(0);
     assert_eq!(ledger.outstanding, report.run.left_behind, "{console}");
 }
+
+/// A second Ctrl-C stops the clean-up the first one started: the run exits
+/// 130 without deleting the rest, and its ledger keeps those users for
+/// `clean`. The target answers everything with 200, each after a second, so
+/// the clean-up is still going when the second Ctrl-C comes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_stops_the_clean_up_and_the_ledger_keeps_the_rest() {
+    let slow = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(crate::transport::update_ok().set_delay(Duration::from_secs(1)))
+        .mount(&slow)
+        .await;
+    let dir = scratch("second-ctrl-c");
+    let mut child = spawn_run(&slow.uri(), &dir);
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (lines, said) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.expect("stderr reads");
+            let _ = lines.send(line.clone());
+            if line.starts_with("error: ") {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    while outstanding(&dir).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no user noted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let interrupt = || {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+    };
+    interrupt();
+    let mut transcript = Vec::new();
+    while !transcript
+        .iter()
+        .any(|l: &String| l.contains("Ctrl-C again to stop"))
+    {
+        match said.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => transcript.push(line),
+            Err(e) => panic!("no word of the clean-up ({e}): {transcript:?}"),
+        }
+    }
+    interrupt();
+    let status = child.wait().expect("the run ends");
+    reader.join().expect("the reader ends");
+    transcript.extend(said.try_iter());
+    let transcript = transcript.join("\n");
+    assert_eq!(status.code(), Some(130), "{transcript}");
+    assert!(transcript.contains("clean-up stopped"), "{transcript}");
+    let left = outstanding(&dir);
+    assert!(!left.is_empty(), "the ledger keeps what was not deleted");
+    assert!(
+        transcript.contains(&format!("{} user(s) were not deleted", left.len())),
+        "{transcript}"
+    );
+}
+
+/// The users the ledgers in `dir` still list.
+fn outstanding(dir: &Path) -> Vec<String> {
+    LedgerFile::all(dir)
+        .expect("the ledgers read")
+        .into_iter()
+        .flat_map(|f| f.outstanding)
+        .collect()
+}
