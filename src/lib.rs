@@ -310,18 +310,10 @@ impl Run {
 
     /// How the client will send: the target's default policy with this run's overrides.
     pub fn policy(&self) -> Policy {
-        let mut policy = self
-            .target
+        self.target
             .as_ref()
-            .map_or_else(Policy::local, Policy::for_target);
-        if let Some(n) = self.retries {
-            policy.retries = n;
-        }
-        if let Some(rate) = self.rate {
-            policy.rate = (rate > 0.0).then_some(rate);
-        }
-        policy.max_requests = self.max_requests.or(policy.max_requests);
-        policy
+            .map_or_else(Policy::local, Policy::for_target)
+            .overridden(self.retries, self.rate, self.max_requests)
     }
 
     /// What the run will do, before it does it: cases, requests, users, keys.

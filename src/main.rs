@@ -73,6 +73,8 @@ struct ReplayArgs {
     /// consistency; default: 10 against AWS, 0 otherwise).
     #[arg(long, value_parser = seconds, allow_negative_numbers = true)]
     consistency_wait: Option<Duration>,
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 #[derive(Args)]
@@ -159,6 +161,14 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| "must be a non-negative number of seconds".into())
 }
 
+/// A request rate: a non-negative number of requests per second.
+fn requests_per_second(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| "must be a number of requests per second (0: no limit)".into())
+}
+
 /// A positive number of seconds.
 fn positive_seconds(text: &str) -> Result<Duration, String> {
     seconds(text)
@@ -217,6 +227,29 @@ struct RecordArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value = "10", value_parser = positive_seconds, allow_negative_numbers = true)]
     timeout: Duration,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// How requests are sent: the target's default policy, with these overrides.
+#[derive(Args)]
+struct PolicyArgs {
+    /// Retries after a throttled or 5xx answer, with backoff and jitter
+    /// (default: 5 against AWS, 3 otherwise).
+    #[arg(long)]
+    retries: Option<u32>,
+    /// Requests per second at most, 0 for no limit (default: 5 against AWS, no limit otherwise).
+    #[arg(long, value_parser = requests_per_second, allow_negative_numbers = true)]
+    rate: Option<f64>,
+    /// Send at most this many requests (cleanup is exempt); what is beyond is in error (exit 3).
+    #[arg(long)]
+    max_requests: Option<u64>,
+}
+
+impl PolicyArgs {
+    fn apply(&self, policy: Policy) -> Policy {
+        policy.overridden(self.retries, self.rate, self.max_requests)
+    }
 }
 
 /// How every target is run.
@@ -254,16 +287,8 @@ struct SettingsArgs {
     /// Permit a run against real AWS (amazonaws.com, any AWS partition).
     #[arg(long)]
     allow_aws: bool,
-    /// Retries after a throttled or 5xx answer, with backoff and jitter
-    /// (default: 5 against AWS, 3 otherwise).
-    #[arg(long)]
-    retries: Option<u32>,
-    /// Requests per second at most, 0 for no limit (default: 5 against AWS, no limit otherwise).
-    #[arg(long, allow_negative_numbers = true)]
-    rate: Option<f64>,
-    /// Send at most this many requests (cleanup is exempt); cases beyond are in error (exit 3).
-    #[arg(long)]
-    max_requests: Option<u64>,
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Wait at most this many seconds for writes to show in reads (eventual
     /// consistency; default: 10 against AWS, 0 otherwise).
     #[arg(long, value_parser = seconds, allow_negative_numbers = true)]
@@ -428,13 +453,13 @@ fn configure(run: Run, args: &SettingsArgs, seed: u64) -> Result<Run, RunError> 
     if let Some(wait) = args.consistency_wait {
         run = run.consistency_wait(wait);
     }
-    if let Some(n) = args.retries {
+    if let Some(n) = args.policy.retries {
         run = run.retries(n);
     }
-    if let Some(rate) = args.rate {
+    if let Some(rate) = args.policy.rate {
         run = run.rate(rate);
     }
-    if let Some(n) = args.max_requests {
+    if let Some(n) = args.policy.max_requests {
         run = run.max_requests(n);
     }
     run.validate()?;
@@ -685,10 +710,16 @@ async fn replay(args: ReplayArgs) -> u8 {
             (Target::new(server.url(), TargetKind::Embedded), None)
         }
     };
-    let careful = match Careful::new(target, Duration::from_secs(10), ledger_dir, |plan| {
-        plan.classes = 1;
-        plan.add(&regression.case);
-    }) {
+    let careful = match Careful::new(
+        target,
+        Duration::from_secs(10),
+        ledger_dir,
+        &args.policy,
+        |plan| {
+            plan.classes = 1;
+            plan.add(&regression.case);
+        },
+    ) {
         Ok(c) => c.consistency_wait(args.consistency_wait),
         Err(e) => return fail(&e),
     };
@@ -825,14 +856,16 @@ struct Careful {
 
 impl Careful {
     /// Against AWS the plan (filled in by `plan`) is printed first. The
-    /// ledger goes to `ledger_dir`, else it is kept in memory.
+    /// ledger goes to `ledger_dir`, else it is kept in memory; the policy is
+    /// the target's with the command line's overrides.
     fn new(
         target: Target,
         timeout: Duration,
         ledger_dir: Option<PathBuf>,
+        overrides: &PolicyArgs,
         plan: impl FnOnce(&mut Plan),
     ) -> Result<Careful, RunError> {
-        let policy = Policy::for_target(&target);
+        let policy = overrides.apply(Policy::for_target(&target));
         let run_id = RunId::new();
         if target.is_aws() {
             let mut p = Plan::new(&run_id, policy.clone());
@@ -921,7 +954,7 @@ async fn record(args: RecordArgs) -> u8 {
         .ledger_dir
         .clone()
         .unwrap_or_else(iam_conformance::ledger::default_dir);
-    let careful = match Careful::new(target, timeout, Some(ledgers), |plan| {
+    let careful = match Careful::new(target, timeout, Some(ledgers), &args.policy, |plan| {
         for class in &classes {
             plan.classes += 1;
             plan.add(&iam_conformance::runner::minimal_case(class, args.seed));

@@ -493,6 +493,23 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// This policy with the overrides given: a rate of 0 means no limit.
+    pub fn overridden(
+        mut self,
+        retries: Option<u32>,
+        rate: Option<f64>,
+        max_requests: Option<u64>,
+    ) -> Policy {
+        if let Some(n) = retries {
+            self.retries = n;
+        }
+        if let Some(rate) = rate {
+            self.rate = (rate > 0.0).then_some(rate);
+        }
+        self.max_requests = max_requests.or(self.max_requests);
+        self
+    }
+
     /// The default for a target: [`Policy::aws`] against AWS, else [`Policy::local`].
     pub fn for_target(target: &Target) -> Policy {
         if target.is_aws() {

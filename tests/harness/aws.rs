@@ -285,3 +285,59 @@ async fn the_plan_bounds_the_requests_of_a_conformant_run() {
         "the plan is within 25 % of the run: planned {planned}, sent {sent}"
     );
 }
+
+/// `record` and `replay` take the run's politeness flags: `--max-requests 0`
+/// prints the plan (with the cap and the rate given) and sends nothing.
+#[test]
+fn record_and_replay_take_max_requests_and_rate() {
+    let proxy = Proxy::start();
+    let dir = crate::cli::scratch("aws-record-cap");
+    let saved = crate::cli::saved_case(&dir, "update.ok.deactivate");
+    let ledgers = dir.join("ledgers");
+    let recordings = dir.join("recordings");
+    let common = [
+        "--endpoint",
+        AWS,
+        "--allow-aws",
+        "--max-requests",
+        "0",
+        "--rate",
+        "2",
+        "--ledger-dir",
+        ledgers.to_str().expect("UTF-8"),
+    ];
+    let record = [
+        &["record", "--only", "update.ok.*", "--out"][..],
+        &[recordings.to_str().expect("UTF-8")],
+        &common,
+    ]
+    .concat();
+    let replay = [&["replay", saved.to_str().expect("UTF-8")][..], &common].concat();
+    for (args, plan) in [
+        (record, "plan: 4 classes, 4 cases; about "),
+        (replay, "plan: 1 classes, 1 cases; about "),
+    ] {
+        let ran = proxy.run(&args);
+        assert_eq!(ran.code, Some(3), "{args:?}\n{}", ran.dump());
+        assert!(ran.stderr.starts_with(plan), "{}", ran.dump());
+        assert!(
+            ran.stderr.contains("at most 2 requests/s"),
+            "{}",
+            ran.dump()
+        );
+        assert!(
+            ran.stderr.contains("capped at 0 by --max-requests"),
+            "{}",
+            ran.dump()
+        );
+    }
+    assert_eq!(proxy.connections(), 0);
+    assert!(
+        std::fs::read_dir(&recordings).map_or(true, |d| d.count() == 0),
+        "nothing was recorded"
+    );
+    assert!(
+        std::fs::read_dir(&ledgers).map_or(true, |d| d.count() == 0),
+        "nothing is left to clean"
+    );
+}

@@ -266,6 +266,15 @@ fn serve_fault_flags_out_of_range_are_usage_errors() {
 }
 
 #[test]
+fn a_rate_that_is_not_a_non_negative_number_is_a_usage_error() {
+    for command in ["run", "record", "replay"] {
+        for rate in ["-1", "NaN", "inf", "fast"] {
+            assert_usage_error(&[command, "--rate", rate], "--rate");
+        }
+    }
+}
+
+#[test]
 fn a_non_positive_deadline_is_a_usage_error() {
     assert_usage_error(&["run", "--deadline", "0"], "--deadline");
     assert_usage_error(&["run", "--deadline", "-1"], "--deadline");
