@@ -415,7 +415,7 @@ impl Run {
         let work = runner::run_classes(&client, &classes, &settings, &ledger, &on_case);
         let guarded = guarded(&client, &ledger, self.ctrl_c, work).await;
         bar.finish_and_clear();
-        let Some((outcomes, waits)) = guarded.output else {
+        let Some(ran) = guarded.output else {
             return Err(RunError::Interrupted {
                 left_behind: guarded.left_behind,
                 ledger: guarded.ledger,
@@ -425,14 +425,15 @@ impl Run {
             &target,
             settings.seed,
             settings.level,
-            &outcomes,
+            &ran.outcomes,
             &self.baseline,
         );
         report.run = report::RunInfo {
             id: self.run_id.as_str().to_string(),
             path: self.run_id.path(),
             traffic: client.traffic(),
-            consistency_waits: waits,
+            consistency_waits: ran.waits,
+            stopped: ran.stopped,
             left_behind: guarded.left_behind,
             ledger: guarded.ledger,
         };

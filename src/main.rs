@@ -370,15 +370,20 @@ async fn run(args: RunArgs) -> u8 {
         }
     }
     let code = target.report.exit_code();
-    let deadline_passed = target.report.summary.not_run > 0;
+    let stopped = (target.report.summary.not_run > 0).then(|| {
+        let why = target.report.run.stopped.as_deref();
+        format!(
+            "{}: some cases were not run",
+            why.unwrap_or(iam_conformance::runner::DEADLINE_PASSED)
+        )
+    });
     let matrix = matrix_of(&args.settings, seed, vec![target]);
     if let Err(code) = write_sinks(&args.sinks, &matrix, &json) {
         return code;
     }
-    let why = if code == exit::TRANSPORT && deadline_passed {
-        "the deadline passed: some cases were not run"
-    } else {
-        exit_meaning(code)
+    let why = match &stopped {
+        Some(why) if code == exit::TRANSPORT => why.as_str(),
+        _ => exit_meaning(code),
     };
     eprintln!("exit {code}: {why}");
     code

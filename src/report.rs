@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Level, Verdict};
-use crate::runner::{ClassOutcome, Divergence, Waits};
+use crate::runner::{ClassOutcome, DEADLINE_PASSED, Divergence, Waits};
 use crate::spec::Operation;
 use crate::wire::{Target, TargetKind, Traffic};
 
@@ -107,6 +107,10 @@ pub struct RunInfo {
     pub traffic: Traffic,
     /// Waits for writes to show in reads (eventual consistency).
     pub consistency_waits: Waits,
+    /// Why the run stopped before its cases were all run, when the target
+    /// refused the caller (its credentials or permissions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// Users the run created and could not delete (`iam-conformance clean` removes them).
     pub left_behind: Vec<String>,
     /// The ledger file that lists them.
@@ -121,7 +125,8 @@ pub struct TargetInfo {
 }
 
 /// Counts: classes and cases run; checks and how they ended; cases
-/// unsupported, in error, or not run because the run's deadline passed.
+/// unsupported, in error, or not run because the run's deadline passed (or
+/// the target refused the caller).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     pub classes: usize,
@@ -309,9 +314,10 @@ impl Report {
             s.classes, s.cases, s.checks, s.passed, s.failed, s.unverified, s.unsupported, s.errors
         );
         if s.not_run > 0 {
+            let why = self.run.stopped.as_deref().unwrap_or(DEADLINE_PASSED);
             let _ = writeln!(
                 out,
-                "The run's deadline passed: {} cases not run, nothing more was sent.",
+                "Stopped, {why}: {} cases not run, nothing more was sent.",
                 s.not_run
             );
         }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -288,15 +288,21 @@ pub async fn run_classes(
     settings: &Settings,
     ledger: &Ledger,
     on_case: &(dyn Fn() + Sync),
-) -> (Vec<ClassOutcome>, Waits) {
+) -> Ran {
     let ctx = Context::new(settings, ledger);
     let mut tallies: Vec<Tally> = classes.iter().map(|c| Tally::new(c)).collect();
-    let jobs = classes.iter().enumerate().flat_map(|(k, class)| {
-        cases_of(class, settings.seed)
-            .take(settings.cases as usize)
-            .enumerate()
-            .map(move |(i, case)| (k, i, case))
-    });
+    // A refusal of the caller stops new cases; those in flight finish.
+    let stop = AtomicBool::new(false);
+    let jobs = classes
+        .iter()
+        .enumerate()
+        .flat_map(|(k, class)| {
+            cases_of(class, settings.seed)
+                .take(settings.cases as usize)
+                .enumerate()
+                .map(move |(i, case)| (k, i, case))
+        })
+        .take_while(|_| !stop.load(Ordering::Relaxed));
     let mut stream = futures_util::stream::iter(jobs)
         .map(|(k, i, case)| {
             let ctx = &ctx;
@@ -304,30 +310,60 @@ pub async fn run_classes(
         })
         .buffer_unordered(settings.jobs.max(1));
     // Dropping the stream at the deadline drops the cases in flight with it.
+    let mut stopped = None;
     while let Some(Some((k, i, run))) = before(ctx.deadline, stream.next()).await {
+        if let CaseOutcome::Error(e) = &run.outcome
+            && e.kind == TransportErrorKind::Refused
+            && stopped.is_none()
+        {
+            // Every later request would be refused too.
+            stopped = Some(format!("the target refused the caller ({})", e.detail));
+            stop.store(true, Ordering::Relaxed);
+        }
         tallies[k].add(i, run, settings.strict);
         on_case();
     }
     drop(stream);
     // Shrinking is sequential within a class (each step depends on the last,
     // and one shrunk case serves several checks), side by side across classes.
-    let mut shrinking =
-        futures_util::stream::iter(tallies.iter_mut().filter(|t| !t.first.is_empty()))
-            .map(|tally| {
-                let ctx = &ctx;
-                async move { tally.shrink_all(client, ctx, settings).await }
-            })
-            .buffer_unordered(settings.jobs.max(1));
+    let mut shrinking = futures_util::stream::iter(
+        tallies
+            .iter_mut()
+            .filter(|t| stopped.is_none() && !t.first.is_empty()),
+    )
+    .map(|tally| {
+        let ctx = &ctx;
+        async move { tally.shrink_all(client, ctx, settings).await }
+    })
+    .buffer_unordered(settings.jobs.max(1));
     while shrinking.next().await.is_some() {}
     drop(shrinking);
     let waits = Waits {
         count: ctx.waits.load(Ordering::Relaxed),
         millis: ctx.waited_ms.load(Ordering::Relaxed),
     };
-    (
-        tallies.into_iter().map(|t| t.finish(settings)).collect(),
+    let why_not_run = stopped.as_deref().unwrap_or(DEADLINE_PASSED);
+    Ran {
+        outcomes: tallies
+            .into_iter()
+            .map(|t| t.finish(settings, why_not_run))
+            .collect(),
         waits,
-    )
+        stopped,
+    }
+}
+
+/// Why cases are not run when nothing else stopped the run.
+pub const DEADLINE_PASSED: &str = "the run's deadline passed";
+
+/// What [`run_classes`] came to.
+#[derive(Debug)]
+pub struct Ran {
+    pub outcomes: Vec<ClassOutcome>,
+    pub waits: Waits,
+    /// Why the run stopped before its cases were all run, if a refusal of
+    /// the caller stopped it (a deadline says so in the classes' notes).
+    pub stopped: Option<String>,
 }
 
 /// Awaits `work` unless the deadline passes first (then `None`).
@@ -462,8 +498,9 @@ impl Tally {
         }
     }
 
-    /// The class's outcome once its cases ran and its divergences shrank.
-    fn finish(mut self, settings: &Settings) -> ClassOutcome {
+    /// The class's outcome once its cases ran and its divergences shrank;
+    /// `why_not_run` says why cases were left unrun, if any were.
+    fn finish(mut self, settings: &Settings, why_not_run: &str) -> ClassOutcome {
         let out = &mut self.out;
         // Shrinks finish in any order; reports list a class's checks by name.
         out.divergences.sort_by_key(|d| d.check);
@@ -471,7 +508,7 @@ impl Tally {
         if out.not_run > 0 {
             out.note.get_or_insert_with(|| {
                 format!(
-                    "{} of {} cases not run: the run's deadline passed",
+                    "{} of {} cases not run: {why_not_run}",
                     out.not_run, settings.cases
                 )
             });
@@ -1111,8 +1148,11 @@ async fn send_noted(
     let answer = client.send(request).await;
     let refused = match &answer {
         Ok(r) => r.status != 200,
-        // Capped: it was never sent.
-        Err(e) => e.kind == TransportErrorKind::Capped,
+        // Capped: it was never sent; Refused: the caller may not create it.
+        Err(e) => matches!(
+            e.kind,
+            TransportErrorKind::Capped | TransportErrorKind::Refused
+        ),
     };
     if fresh && refused {
         ledger.deleted(user);

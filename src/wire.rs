@@ -39,6 +39,17 @@ const THROTTLING_CODES: [&str; 6] = [
     "SlowDown",
 ];
 
+/// Error codes that refuse the caller, not the request: its credentials are
+/// unknown or expired, or it may not call the operation. No case expects
+/// one; such an answer says nothing of the API, and the next request would
+/// get the same.
+const CALLER_REFUSALS: [&str; 4] = [
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "AccessDenied",
+    "UnrecognizedClientException",
+];
+
 /// An awsQuery request: name/value pairs in wire order, Action and Version
 /// included, and how it travels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -443,6 +454,8 @@ pub enum TransportErrorKind {
     Capped,
     /// What a request would create could not be written to the ledger first.
     Ledger,
+    /// The target refused the caller (its credentials or permissions).
+    Refused,
 }
 
 impl fmt::Display for TransportErrorKind {
@@ -460,6 +473,7 @@ impl fmt::Display for TransportErrorKind {
             TransportErrorKind::Request => "failed to build the request",
             TransportErrorKind::Capped => "request cap reached",
             TransportErrorKind::Ledger => "failed to write the ledger",
+            TransportErrorKind::Refused => "the target refused the caller",
         })
     }
 }
@@ -915,12 +929,20 @@ pub fn classify_body(
     };
     if root.name == "ErrorResponse"
         && let Some(code) = root.text_at("Error/Code")
-        && THROTTLING_CODES.contains(&code)
     {
-        return Err(TransportError::new(
-            TransportErrorKind::Throttled,
-            format!("HTTP {status} {code}"),
-        ));
+        if THROTTLING_CODES.contains(&code) {
+            return Err(TransportError::new(
+                TransportErrorKind::Throttled,
+                format!("HTTP {status} {code}"),
+            ));
+        }
+        // The message may name the caller's ARN: the code alone is shown.
+        if CALLER_REFUSALS.contains(&code) {
+            return Err(TransportError::new(
+                TransportErrorKind::Refused,
+                format!("HTTP {status} {code}: check the credentials and their IAM permissions"),
+            ));
+        }
     }
     Ok(Body::Xml(root))
 }

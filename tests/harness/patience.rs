@@ -89,7 +89,6 @@ async fn semantic_errors_and_501_are_never_retried() {
         error(400, "ValidationError"),
         error(404, "NoSuchEntity"),
         error(409, "LimitExceeded"),
-        error(403, "InvalidClientTokenId"),
         error(501, "NotImplemented"),
     ] {
         let server = failing_first(answer, 10).await;
@@ -98,6 +97,22 @@ async fn semantic_errors_and_501_are_never_retried() {
         assert_ne!(got.status, 200);
         assert_eq!(client.traffic().requests, 1, "{:?}", client.traffic());
         assert_eq!(client.traffic().retries, 0);
+    }
+}
+
+/// A refusal of the caller is not the API's answer: it comes back as
+/// transport trouble, with its code and not its message (which may name the
+/// caller's ARN), and it is not retried.
+#[tokio::test]
+async fn a_refusal_of_the_caller_is_not_judged_and_never_retried() {
+    for code in ["InvalidClientTokenId", "ExpiredToken", "AccessDenied"] {
+        let server = failing_first(error(403, code), 10).await;
+        let client = client_of(&server, patient(5)).await;
+        let e = client.send(&request()).await.expect_err("refused");
+        assert_eq!(e.kind, TransportErrorKind::Refused, "{e}");
+        assert!(e.to_string().contains(&format!("HTTP 403 {code}")), "{e}");
+        assert!(!e.to_string().contains(": m"), "no message: {e}");
+        assert_eq!(client.traffic().requests, 1, "{:?}", client.traffic());
     }
 }
 
@@ -314,4 +329,72 @@ fn replay_waits_for_consistency_and_cleans_up() {
         .collect();
     assert!(kept.is_empty(), "a ledger with nothing outstanding goes");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A target that refuses the caller stops the run at the first refusal: the
+/// cases in flight finish, no case fails, the rest are not run, the run exits
+/// 3 and says why, in the console and in the JSON report, without repeating
+/// the message (it names the caller's account).
+#[test]
+fn a_run_the_target_refuses_stops_at_once_and_fails_nothing() {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let denied = "User: arn:aws:iam::123456789012:user/bob is not authorized";
+    let server = rt.block_on(crate::transport::answering(xml(
+        403,
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>\
+             <Message>{denied}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        ),
+    )));
+    let dir = crate::cli::scratch("refused");
+    let json = dir.join("report.json");
+    let ran = crate::cli::run(&[
+        "run",
+        "--endpoint",
+        &server.uri(),
+        "--cases",
+        "50",
+        "--seed",
+        "1",
+        "--json",
+        json.to_str().expect("UTF-8"),
+        "--ledger-dir",
+        dir.join("ledgers").to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(ran.code, Some(3), "{}", ran.dump());
+    assert!(
+        ran.stderr
+            .contains("exit 3: the target refused the caller (HTTP 403 AccessDenied"),
+        "{}",
+        ran.dump()
+    );
+    assert!(!ran.stdout.contains("123456789012"), "{}", ran.dump());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the report")).expect("JSON");
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{summary}");
+    let (cases, not_run) = (
+        summary["cases"].as_u64().expect("cases"),
+        summary["not_run"].as_u64().expect("not_run"),
+    );
+    assert!(cases >= 1 && not_run > 0, "{summary}");
+    assert_eq!(cases + not_run, 128 * 50, "{summary}");
+    let sent = report["run"]["traffic"]["requests"]
+        .as_u64()
+        .expect("requests");
+    assert!(
+        sent <= 8,
+        "the cases in flight (--jobs 8) and no more: {sent}"
+    );
+    // A refused CreateUser created nothing: nothing to sweep, no ledger kept.
+    assert_eq!(report["run"]["left_behind"], serde_json::json!([]));
+    let ledgers = std::fs::read_dir(dir.join("ledgers")).expect("the ledger dir");
+    assert_eq!(ledgers.count(), 0);
+    assert!(
+        report["run"]["stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains("AccessDenied")),
+        "{}",
+        report["run"]
+    );
 }

@@ -267,14 +267,14 @@ async fn no_real_answer_records_nothing_and_leaves_the_previous_recording_untouc
                 "InvalidClientTokenId",
                 "The security token is invalid.",
             )),
-            "refused: the credentials: InvalidClientTokenId",
-            "refused: expected 200 from CreateUser, got 403 InvalidClientTokenId",
+            "the target refused the caller: HTTP 403 InvalidClientTokenId",
+            "the target refused the caller: HTTP 403 InvalidClientTokenId",
         ),
         (
             "denied",
             Some(error(403, "AccessDenied", denied)),
-            "refused: the credentials: AccessDenied",
-            "refused: expected 200 from CreateUser, got 403 AccessDenied",
+            "the target refused the caller: HTTP 403 AccessDenied",
+            "the target refused the caller: HTTP 403 AccessDenied",
         ),
         (
             "leak",

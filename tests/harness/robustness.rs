@@ -381,7 +381,7 @@ async fn the_cli_deadline_exits_3_and_says_so() {
     assert_eq!(ran.code, Some(3), "{}", ran.dump());
     assert!(ran.stdout.contains("3 cases not run"), "{}", ran.dump());
     assert!(
-        ran.stderr.contains("exit 3: the deadline passed"),
+        ran.stderr.contains("exit 3: the run's deadline passed"),
         "{}",
         ran.dump()
     );
