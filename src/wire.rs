@@ -773,13 +773,26 @@ impl Client {
             bytes.extend_from_slice(&chunk);
         }
         let body = classify_body(status, content_type.as_deref(), &bytes)?;
-        Ok(Response {
+        let response = Response {
             status,
             content_type,
             request_id,
             location,
             body,
-        })
+        };
+        // A request signed as the SDKs sign it, refused for its caller. (An
+        // unsigned or mis-scoped one is refused on purpose: that is judged.)
+        if request.wire.scope() == Some("iam")
+            && let Some(code) = response.error_code()
+            && CALLER_REFUSALS.contains(&code)
+        {
+            // The message may name the caller's ARN: the code alone is shown.
+            return Err(TransportError::new(
+                TransportErrorKind::Refused,
+                format!("HTTP {status} {code}: check the credentials and their IAM permissions"),
+            ));
+        }
+        Ok(response)
     }
 
     /// Builds the HTTP request and signs it for the wire's scope, without
@@ -929,20 +942,12 @@ pub fn classify_body(
     };
     if root.name == "ErrorResponse"
         && let Some(code) = root.text_at("Error/Code")
+        && THROTTLING_CODES.contains(&code)
     {
-        if THROTTLING_CODES.contains(&code) {
-            return Err(TransportError::new(
-                TransportErrorKind::Throttled,
-                format!("HTTP {status} {code}"),
-            ));
-        }
-        // The message may name the caller's ARN: the code alone is shown.
-        if CALLER_REFUSALS.contains(&code) {
-            return Err(TransportError::new(
-                TransportErrorKind::Refused,
-                format!("HTTP {status} {code}: check the credentials and their IAM permissions"),
-            ));
-        }
+        return Err(TransportError::new(
+            TransportErrorKind::Throttled,
+            format!("HTTP {status} {code}"),
+        ));
     }
     Ok(Body::Xml(root))
 }

@@ -102,7 +102,8 @@ async fn semantic_errors_and_501_are_never_retried() {
 
 /// A refusal of the caller is not the API's answer: it comes back as
 /// transport trouble, with its code and not its message (which may name the
-/// caller's ARN), and it is not retried.
+/// caller's ARN), and it is not retried; unless the request was not signed
+/// for IAM on purpose.
 #[tokio::test]
 async fn a_refusal_of_the_caller_is_not_judged_and_never_retried() {
     for code in ["InvalidClientTokenId", "ExpiredToken", "AccessDenied"] {
@@ -113,6 +114,11 @@ async fn a_refusal_of_the_caller_is_not_judged_and_never_retried() {
         assert!(e.to_string().contains(&format!("HTTP 403 {code}")), "{e}");
         assert!(!e.to_string().contains(": m"), "no message: {e}");
         assert_eq!(client.traffic().requests, 1, "{:?}", client.traffic());
+        // Unsigned on purpose (the protocol classes), it is the answer to judge.
+        let mut unsigned = request();
+        unsigned.wire = iam_conformance::wire::Wire::Unsigned;
+        let got = client.send(&unsigned).await.expect("a judged answer");
+        assert_eq!(got.error_code(), Some(code));
     }
 }
 
