@@ -912,16 +912,19 @@ impl Careful {
     /// [`RunError::Interrupted`] after Ctrl-C.
     async fn guard<T>(&self, work: impl Future<Output = T>) -> Result<T, RunError> {
         let guarded = iam_conformance::guarded(&self.client, &self.ledger, true, work).await;
+        let Some(output) = guarded.output else {
+            return Err(RunError::Interrupted {
+                left_behind: guarded.left_behind,
+                ledger: guarded.ledger,
+            });
+        };
         if !guarded.left_behind.is_empty() {
             eprintln!(
                 "warning: {} user(s) could not be deleted; run `iam-conformance clean`",
                 guarded.left_behind.len()
             );
         }
-        guarded.output.ok_or(RunError::Interrupted {
-            left_behind: guarded.left_behind,
-            ledger: guarded.ledger,
-        })
+        Ok(output)
     }
 }
 
