@@ -22,7 +22,7 @@ use crate::report::exit;
 use crate::runner::{CaseOutcome, Session, minimal_case, run_case_in};
 use crate::snapshot::{Golden, GoldenProvenance, Recorded, golden};
 use crate::suite::CaseClass;
-use crate::wire::{Client, TransportError};
+use crate::wire::{Client, TransportError, TransportErrorKind};
 
 /// Where recordings live, relative to the repository's root.
 pub const DIR: &str = "corpus/recordings";
@@ -50,6 +50,8 @@ pub enum NotRecorded {
     Refused(String),
     /// The view would carry what looks like an account id, an access key or a secret.
     Leak,
+    /// Not tried: an earlier class was refused for its caller, as this one would be.
+    NotTried(String),
 }
 
 impl fmt::Display for NotRecorded {
@@ -58,6 +60,7 @@ impl fmt::Display for NotRecorded {
             NotRecorded::Transport(e) => write!(f, "{e}"),
             NotRecorded::Unsupported(detail) => write!(f, "unsupported: {detail}"),
             NotRecorded::Refused(detail) => write!(f, "refused: {detail}"),
+            NotRecorded::NotTried(why) => write!(f, "not tried: {why}"),
             NotRecorded::Leak => f.write_str(
                 "the answer would carry what looks like an account id, an access key or a secret",
             ),
@@ -240,7 +243,15 @@ pub async fn record_into(
     on_class: &dyn Fn(&str, &str),
 ) -> Result<Summary, String> {
     let mut summary = Summary::default();
+    let mut refused: Option<TransportError> = None;
     for class in classes {
+        if let Some(why) = &refused {
+            on_class(class.id, "not recorded");
+            summary
+                .not_recorded
+                .push((class.id, NotRecorded::NotTried(why.to_string())));
+            continue;
+        }
         match record(client, session, class, recorded).await {
             Ok(view) => match save(dir, &view)? {
                 Saved::New => {
@@ -257,6 +268,12 @@ pub async fn record_into(
                 }
             },
             Err(why) => {
+                // Every later class would be refused too.
+                if let NotRecorded::Transport(e) = &why
+                    && e.kind == TransportErrorKind::Refused
+                {
+                    refused = Some(e.clone());
+                }
                 on_class(class.id, "not recorded");
                 summary.not_recorded.push((class.id, why));
             }

@@ -268,13 +268,15 @@ async fn no_real_answer_records_nothing_and_leaves_the_previous_recording_untouc
                 "The security token is invalid.",
             )),
             "the target refused the caller: HTTP 403 InvalidClientTokenId",
-            "the target refused the caller: HTTP 403 InvalidClientTokenId",
+            // The first class refused, the next is not tried.
+            "not tried: the target refused the caller: HTTP 403 InvalidClientTokenId",
         ),
         (
             "denied",
             Some(error(403, "AccessDenied", denied)),
             "the target refused the caller: HTTP 403 AccessDenied",
-            "the target refused the caller: HTTP 403 AccessDenied",
+            // The first class refused, the next is not tried.
+            "not tried: the target refused the caller: HTTP 403 AccessDenied",
         ),
         (
             "leak",
