@@ -23,6 +23,8 @@
 //! - [`regression`]: shrunk cases of past divergences, replayed by `cargo test`.
 //! - [`snapshot`]: golden views of responses, volatile parts checked then redacted.
 //! - [`record`]: each class's golden view recorded from real AWS, for the snapshots.
+//! - [`ledger`]: a run's id, the IAM path and name prefix of its users, and the
+//!   ledger of what it created; [`clean`] removes leftovers, and nothing else.
 //!
 //! ## Use from a test of your own
 //! ```no_run
