@@ -61,6 +61,20 @@ impl Proxy {
     }
 }
 
+/// The command printed its plan first, saying each of `says`, then met the
+/// proxy, which answers nothing: transport trouble, exit 3.
+fn assert_planned(ran: &Ran, plan: &str, says: &[&str]) {
+    assert_eq!(ran.code, Some(3), "{}", ran.dump());
+    assert!(
+        ran.stderr.starts_with(plan),
+        "the plan comes first\n{}",
+        ran.dump()
+    );
+    for said in says {
+        assert!(ran.stderr.contains(said), "{said:?}\n{}", ran.dump());
+    }
+}
+
 #[test]
 fn without_allow_aws_no_command_sends_anything_to_aws() {
     let proxy = Proxy::start();
@@ -146,31 +160,14 @@ fn with_allow_aws_the_plan_comes_first_and_max_requests_caps_the_run() {
         "--ledger-dir",
         ledgers.to_str().expect("UTF-8"),
     ]);
-    assert_eq!(ran.code, Some(3), "{}", ran.dump());
-    let plan = ran
-        .stderr
-        .find("plan: 1 classes, 1 cases; about ")
-        .unwrap_or_else(|| panic!("no plan\n{}", ran.dump()));
-    assert!(
-        ran.stderr[plan..].contains("at most 5 requests/s"),
-        "{}",
-        ran.dump()
-    );
-    assert!(
-        ran.stderr[plan..].contains("capped at 1 by --max-requests"),
-        "{}",
-        ran.dump()
-    );
-    assert!(
-        ran.stderr[plan..].contains("under the IAM path /iam-conformance/"),
-        "{}",
-        ran.dump()
-    );
-    let first_line = ran.stderr.lines().next().unwrap_or_default();
-    assert!(
-        first_line.starts_with("plan: "),
-        "the plan comes first\n{}",
-        ran.dump()
+    assert_planned(
+        &ran,
+        "plan: 1 classes, 1 cases; about ",
+        &[
+            "at most 5 requests/s",
+            "capped at 1 by --max-requests",
+            "under the IAM path /iam-conformance/",
+        ],
     );
     assert_eq!(
         proxy.connections(),
@@ -202,12 +199,7 @@ fn max_requests_zero_prints_the_plan_and_sends_nothing() {
         "--ledger-dir",
         ledgers.to_str().expect("UTF-8"),
     ]);
-    assert_eq!(ran.code, Some(3), "{}", ran.dump());
-    assert!(
-        ran.stderr.starts_with("plan: 31 classes, 62 cases; about "),
-        "{}",
-        ran.dump()
-    );
+    assert_planned(&ran, "plan: 31 classes, 62 cases; about ", &[]);
     assert_eq!(proxy.connections(), 0, "{}", ran.dump());
     assert_eq!(
         std::fs::read_dir(&ledgers).expect("the ledger dir").count(),
@@ -235,16 +227,10 @@ fn a_replay_against_aws_prints_its_plan_first_and_keeps_a_ledger() {
         "--ledger-dir",
         ledgers.to_str().expect("UTF-8"),
     ]);
-    assert_eq!(ran.code, Some(3), "{}", ran.dump());
-    assert!(
-        ran.stderr.starts_with("plan: 1 classes, 1 cases; about "),
-        "{}",
-        ran.dump()
-    );
-    assert!(
-        ran.stderr.contains("at most 5 requests/s"),
-        "{}",
-        ran.dump()
+    assert_planned(
+        &ran,
+        "plan: 1 classes, 1 cases; about ",
+        &["at most 5 requests/s"],
     );
     assert!(ran.stdout.contains("in eu-west-1"), "{}", ran.dump());
     assert_eq!(
@@ -318,17 +304,10 @@ fn record_and_replay_take_max_requests_and_rate() {
         (replay, "plan: 1 classes, 1 cases; about "),
     ] {
         let ran = proxy.run(&args);
-        assert_eq!(ran.code, Some(3), "{args:?}\n{}", ran.dump());
-        assert!(ran.stderr.starts_with(plan), "{}", ran.dump());
-        assert!(
-            ran.stderr.contains("at most 2 requests/s"),
-            "{}",
-            ran.dump()
-        );
-        assert!(
-            ran.stderr.contains("capped at 0 by --max-requests"),
-            "{}",
-            ran.dump()
+        assert_planned(
+            &ran,
+            plan,
+            &["at most 2 requests/s", "capped at 0 by --max-requests"],
         );
     }
     assert_eq!(proxy.connections(), 0);

@@ -19,7 +19,8 @@ use tokio::net::TcpStream;
 use crate::cli::command;
 use crate::transport::{NAMESPACE, PATIENT, target};
 
-async fn faulty(faults: Faults) -> Server {
+/// The embedded server with these faults injected.
+pub(crate) async fn faulty(faults: Faults) -> Server {
     Server::start(
         0,
         ServerConfig {
@@ -31,7 +32,8 @@ async fn faulty(faults: Faults) -> Server {
     .expect("the embedded server starts")
 }
 
-fn client(server: &Server) -> Client {
+/// A patient client of a server started here.
+pub(crate) fn client(server: &Server) -> Client {
     Client::new(target(server.url()), PATIENT).expect("a client")
 }
 

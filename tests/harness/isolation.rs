@@ -13,26 +13,11 @@ use futures_util::FutureExt;
 use iam_conformance::ledger::LedgerFile;
 use iam_conformance::spec::Operation;
 use iam_conformance::wire::{Client, Request};
-use iam_conformance::{Faults, Run, Server, ServerConfig};
+use iam_conformance::{Faults, Run};
 
 use crate::cli::{command, scratch};
-use crate::transport::{PATIENT, target};
-
-async fn server(faults: Faults) -> Server {
-    Server::start(
-        0,
-        ServerConfig {
-            faults,
-            ..ServerConfig::default()
-        },
-    )
-    .await
-    .expect("the embedded server starts")
-}
-
-fn client(server: &Server) -> Client {
-    Client::new(target(server.url()), PATIENT).expect("a client")
-}
+use crate::faults::{client, faulty};
+use crate::transport::target;
 
 /// Every user on the server, as (path, name), read with ListUsers page by page.
 async fn users(client: &Client) -> BTreeSet<(String, String)> {
@@ -124,7 +109,7 @@ async fn wait_for_users(client: &Client, n: usize) {
 /// that lack either mark (the path, the name prefix) are never touched.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
-    let server = server(Faults::default()).await;
+    let server = faulty(Faults::default()).await;
     let client = client(&server);
     let url = server.url().to_string();
     let bystanders = [
@@ -210,7 +195,7 @@ async fn a_killed_run_leaves_users_that_clean_removes_exactly() {
 /// says so, exits 130 and leaves no ledger.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_cleans_up_before_the_run_ends() {
-    let server = server(Faults::default()).await;
+    let server = faulty(Faults::default()).await;
     let client = client(&server);
     let dir = scratch("ctrl-c");
     let child = spawn_run(server.url().as_str(), &dir);
@@ -235,7 +220,7 @@ async fn ctrl_c_cleans_up_before_the_run_ends() {
 /// flight) still deletes everything the run created before it unwinds.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panic_mid_run_cleans_up_before_it_unwinds() {
-    let server = server(Faults::default()).await;
+    let server = faulty(Faults::default()).await;
     let client = client(&server);
     let dir = scratch("panic");
     let done = std::sync::atomic::AtomicUsize::new(0);
@@ -260,7 +245,7 @@ async fn a_panic_mid_run_cleans_up_before_it_unwinds() {
 /// the users that could not be deleted for a later `clean`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashed_server_is_transport_trouble_and_the_ledger_keeps_its_users() {
-    let server = server(Faults {
+    let server = faulty(Faults {
         crash_after: Some(150),
         ..Faults::default()
     })
